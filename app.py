@@ -1,0 +1,47 @@
+"""tfstate-guardian's deployed surface: the Chalice app, its event handlers and routes (wiring only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Chalice, DynamoDBEvent, IAMAuthorizer, S3Event
+
+from chalicelib.composition import container
+from chalicelib.domain.lock_table import parse_lock_table_batch
+from chalicelib.domain.s3_events import parse_s3_event
+from chalicelib.observability import logger, metrics
+from chalicelib.settings import load_settings
+
+app = Chalice(app_name="tfstate-guardian", configure_logs=False)
+settings = load_settings()
+iam = IAMAuthorizer()
+
+
+@app.middleware("all")
+def observe(event: Any, get_response: Any) -> Any:
+    """Attach the request id to every log line and flush the metrics of each invocation."""
+    context = getattr(event, "context", None) or getattr(app, "lambda_context", None)
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id:
+        logger.append_keys(request_id=request_id)
+    try:
+        return get_response(event)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()
+        logger.remove_keys(["request_id"])
+
+
+@app.on_s3_event(bucket=settings.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+def on_state_object_event(event: S3Event) -> None:
+    container().state_changes.handle(parse_s3_event(event.to_dict()))
+
+
+@app.on_dynamodb_record(stream_arn=settings.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
+def on_lock_table_change(event: DynamoDBEvent) -> None:
+    container().lock_table_changes.handle(parse_lock_table_batch(event.to_dict(), settings.lock_table))
+
+
+@app.route("/health", methods=["GET"], authorizer=iam)
+def health() -> dict[str, str]:
+    return {"status": "ok"}

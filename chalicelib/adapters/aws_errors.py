@@ -1,0 +1,38 @@
+"""Translation of botocore errors into the guardian's own error types."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import AwsRequestError, GuardianError, ObjectNotFoundError, TransientAwsError
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "ResourceNotFoundException"})
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+
+
+def translate(exc: ClientError | BotoCoreError, action: str) -> GuardianError:
+    """The guardian error for a failed AWS call; `action` says what was attempted, for the message."""
+    if not isinstance(exc, ClientError):
+        return TransientAwsError(f"{action}: {exc}")
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = f"{action}: {code or status}"
+    if code in _NOT_FOUND_CODES or status == 404:
+        return ObjectNotFoundError(message)
+    if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        return TransientAwsError(message)
+    return AwsRequestError(message)

@@ -1,0 +1,40 @@
+"""`ConsoleChannel`: one or two readable lines per notification, for a person watching a terminal."""
+
+from __future__ import annotations
+
+import threading
+from typing import TextIO
+
+from chalicelib.domain.notifications import Notification
+
+_SEVERITY_LABEL = {"info": "INFO    ", "warning": "WARNING ", "critical": "CRITICAL"}
+
+
+class ConsoleChannel:
+    """Writes each notification to a text stream."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, notification: Notification) -> None:
+        data = notification.to_dict()
+        clock = data["occurred_at"][11:19]
+        first = f"{clock} {_SEVERITY_LABEL[data['severity']]} {data['type']:<14} {data['summary']}"
+        second = f"{'':18}s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}"
+        with self._lock:
+            self._stream.write(f"{first}\n{second}\n")
+            self._stream.flush()
+
+
+def _version_suffix(details: dict[str, object]) -> str:
+    version_id = details.get("version_id")
+    principal = details.get("principal")
+    parts = []
+    if version_id:
+        parts.append(f"version {version_id}")
+    if principal:
+        parts.append(f"by {principal}")
+    return f"  ({', '.join(parts)})" if parts else ""

@@ -1,0 +1,90 @@
+"""The composition root: builds settings, clients, adapters and services lazily, once per container."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, TextIO
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.adapters.s3_state_bucket import S3StateBucket
+from chalicelib.adapters.sns_topic import SnsTopic
+from chalicelib.channels.console import ConsoleChannel
+from chalicelib.channels.jsonl_file import JsonLinesFileChannel
+from chalicelib.services.lock_table_changes import LockTableChangeService
+from chalicelib.services.notifier import Channel, Notifier
+from chalicelib.services.state_changes import StateChangeService
+from chalicelib.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
+
+
+class Container:
+    """Everything one Lambda container (or one local stack) needs, each part built on first use."""
+
+    def __init__(self, settings: Settings, *, console: TextIO | None = None) -> None:
+        self.settings = settings
+        self._console = console
+
+    @cached_property
+    def _session(self) -> boto3.session.Session:
+        return boto3.session.Session()
+
+    @cached_property
+    def s3(self) -> S3Client:
+        return self._session.client("s3", config=_CLIENT_CONFIG)
+
+    @cached_property
+    def sns(self) -> SNSClient:
+        return self._session.client("sns", config=_CLIENT_CONFIG)
+
+    @cached_property
+    def state_bucket(self) -> S3StateBucket:
+        return S3StateBucket(
+            self.s3,
+            self.settings.state_bucket,
+            header_bytes=self.settings.state_header_bytes,
+            max_state_bytes=self.settings.max_state_bytes,
+        )
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        channels: list[Channel] = []
+        if self.settings.notify_topic_arn:
+            channels.append(SnsTopic(self.sns, self.settings.notify_topic_arn))
+        if self.settings.notify_file:
+            channels.append(JsonLinesFileChannel(self.settings.notify_file))
+        if self.settings.notify_console:
+            channels.append(ConsoleChannel(self._console or sys.stdout))
+        return Notifier(channels)
+
+    @cached_property
+    def state_changes(self) -> StateChangeService:
+        return StateChangeService(self.state_bucket, self.notifier, self.settings.workspace_key_prefixes)
+
+    @cached_property
+    def lock_table_changes(self) -> LockTableChangeService:
+        return LockTableChangeService()
+
+
+_installed: Container | None = None
+
+
+def container() -> Container:
+    """The container of this process, built from the environment on first use."""
+    global _installed
+    if _installed is None:
+        _installed = Container(load_settings())
+    return _installed
+
+
+def install(replacement: Container | None) -> None:
+    """Use `replacement` from now on (the local stack and tests); None rebuilds from the environment."""
+    global _installed
+    _installed = replacement

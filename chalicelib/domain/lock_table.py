@@ -1,0 +1,157 @@
+"""Records of the lock table's stream, told apart: lock items, digest (`-md5`) items, and anything else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from chalicelib.errors import MalformedEventError
+
+DIGEST_SUFFIX = "-md5"
+_EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+_LOCK_INFO_FIELDS = ("ID", "Operation", "Who", "Version", "Created", "Path")
+
+
+class ItemKind(Enum):
+    """What a lock table item is, by its `LockID` and attributes."""
+
+    LOCK = "lock"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Terraform's LockInfo, as stored in a lock item's `Info` or in a `.tflock` object."""
+
+    id: str
+    operation: str
+    who: str
+    version: str
+    created: str
+    path: str
+    info: str
+
+    @classmethod
+    def parse(cls, raw: str) -> LockInfo:
+        """Parse the compact JSON Terraform writes; raises `MalformedEventError` on anything else."""
+        try:
+            data = json.loads(raw)
+        except (TypeError, json.JSONDecodeError):
+            raise MalformedEventError("LockInfo is not JSON") from None
+        if not isinstance(data, dict):
+            raise MalformedEventError("LockInfo is not a JSON object")
+        missing = [name for name in _LOCK_INFO_FIELDS if not isinstance(data.get(name), str)]
+        if missing:
+            raise MalformedEventError(f"LockInfo lacks string fields {', '.join(missing)}")
+        info = data.get("Info", "")
+        return cls(
+            id=data["ID"],
+            operation=data["Operation"],
+            who=data["Who"],
+            version=data["Version"],
+            created=data["Created"],
+            path=data["Path"],
+            info=info if isinstance(info, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class LockTableChange:
+    """One stream record of the lock table: which item changed, and its old and new values."""
+
+    event_name: str
+    kind: ItemKind
+    state_path: str
+    sequence_number: str
+    approximate_time: datetime | None
+    old_lock: LockInfo | None = None
+    new_lock: LockInfo | None = None
+    old_digest: str | None = None
+    new_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class LockTableBatch:
+    """The records of one stream batch: those understood, and why each of the others was not."""
+
+    changes: list[LockTableChange]
+    rejected: list[str]
+
+
+def parse_lock_table_batch(event: Mapping[str, Any], table_name: str) -> LockTableBatch:
+    """Read a Lambda DynamoDB stream event of the lock table named `table_name`."""
+    batch = LockTableBatch(changes=[], rejected=[])
+    records = event.get("Records")
+    if not isinstance(records, list):
+        return batch
+    for record in records:
+        try:
+            batch.changes.append(parse_lock_table_record(record, table_name))
+        except MalformedEventError as exc:
+            batch.rejected.append(str(exc))
+    return batch
+
+
+def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
+    """One stream record; raises `MalformedEventError` for a record this guardian cannot use."""
+    try:
+        event_name = str(record["eventName"])
+        body = record["dynamodb"]
+        lock_id = body["Keys"]["LockID"]["S"]
+        sequence_number = str(body.get("SequenceNumber", ""))
+        source_arn = record.get("eventSourceARN")
+        created_epoch = body.get("ApproximateCreationDateTime")
+        old_image, new_image = body.get("OldImage"), body.get("NewImage")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedEventError(f"stream record is missing or has a bad {exc}") from None
+    if source_arn is not None and _table_of(str(source_arn)) != table_name:
+        raise MalformedEventError(f"stream record of another table ({source_arn})")
+    if event_name not in _EVENT_NAMES:
+        raise MalformedEventError(f"unexpected stream event name {event_name!r}")
+    if not isinstance(lock_id, str) or not lock_id:
+        raise MalformedEventError("stream record has an empty LockID")
+    approximate_time = (
+        datetime.fromtimestamp(created_epoch, tz=UTC) if isinstance(created_epoch, (int, float)) else None
+    )
+    if lock_id.endswith(DIGEST_SUFFIX):
+        return LockTableChange(
+            event_name=event_name,
+            kind=ItemKind.DIGEST,
+            state_path=lock_id[: -len(DIGEST_SUFFIX)],
+            sequence_number=sequence_number,
+            approximate_time=approximate_time,
+            old_digest=_string_attribute(old_image, "Digest"),
+            new_digest=_string_attribute(new_image, "Digest"),
+        )
+    old_info, new_info = _string_attribute(old_image, "Info"), _string_attribute(new_image, "Info")
+    if old_info is None and new_info is None:
+        raise MalformedEventError(f"item {lock_id!r} has neither Info nor Digest")
+    return LockTableChange(
+        event_name=event_name,
+        kind=ItemKind.LOCK,
+        state_path=lock_id,
+        sequence_number=sequence_number,
+        approximate_time=approximate_time,
+        old_lock=LockInfo.parse(old_info) if old_info is not None else None,
+        new_lock=LockInfo.parse(new_info) if new_info is not None else None,
+    )
+
+
+def _string_attribute(image: Any, name: str) -> str | None:
+    if not isinstance(image, dict):
+        return None
+    value = image.get(name)
+    if isinstance(value, dict) and isinstance(value.get("S"), str):
+        return str(value["S"])
+    return None
+
+
+def _table_of(stream_arn: str) -> str:
+    # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
+    resource = stream_arn.split(":", 5)[-1]
+    parts = resource.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "table" else ""

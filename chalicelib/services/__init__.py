@@ -1,0 +1,1 @@
+"""Services: the guardian's use cases, built from domain code and adapters."""

@@ -1,0 +1,93 @@
+"""The guardian's settings, read once from the environment (the keys of `.chalice/config.json`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chalicelib.errors import SettingsError
+
+DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the guardian needs to know about its environment."""
+
+    state_bucket: str
+    lock_table: str
+    lock_table_stream_arn: str
+    notify_topic_arn: str | None = None
+    notify_file: str | None = None
+    notify_console: bool = False
+    workspace_key_prefixes: tuple[str, ...] = (DEFAULT_WORKSPACE_KEY_PREFIX,)
+    state_header_bytes: int = 4096
+    max_state_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Parse the settings, failing fast with the name of the first missing or invalid value."""
+        env = os.environ if env is None else env
+        return cls(
+            state_bucket=_required(env, "GUARDIAN_STATE_BUCKET"),
+            lock_table=_required(env, "GUARDIAN_LOCK_TABLE"),
+            lock_table_stream_arn=_required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"),
+            notify_topic_arn=_optional(env, "GUARDIAN_NOTIFY_TOPIC_ARN"),
+            notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
+            notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
+            workspace_key_prefixes=_prefixes(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES"),
+            state_header_bytes=_positive_int(env, "GUARDIAN_STATE_HEADER_BYTES", 4096),
+            max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 64 * 1024 * 1024),
+        )
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The settings of this process, parsed on first use."""
+    return Settings.from_env()
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required but not set (see .chalice/config.json)")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, not {value}")
+    return value
+
+
+def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return (DEFAULT_WORKSPACE_KEY_PREFIX,)
+    prefixes = tuple(part.strip().strip("/") for part in raw.split(",") if part.strip().strip("/"))
+    if not prefixes:
+        raise SettingsError(f"{name} must list at least one prefix, e.g. env:")
+    return prefixes

@@ -1,0 +1,97 @@
+"""`make run`: start the whole guardian locally and print how to point Terraform at it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
+from local_stack.emulator import EmulatorStartError, PortInUseError
+from local_stack.stack import LocalStack, StackOptions
+
+DEFAULT_AWS_PORT = 5055
+DEFAULT_API_PORT = 8055
+WORK_DIR = Path(".local")
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"{name} must be a port number between 1 and 65535, not {raw!r}")
+    return int(raw)
+
+
+def main() -> int:
+    aws_port = _port("GUARDIAN_AWS_PORT", DEFAULT_AWS_PORT)
+    api_port = _port("GUARDIAN_API_PORT", DEFAULT_API_PORT)
+    notify_file = Path(os.environ.get("GUARDIAN_NOTIFY_FILE") or WORK_DIR / "notifications.jsonl").resolve()
+    WORK_DIR.mkdir(exist_ok=True)
+    log_path = (WORK_DIR / "guardian.log").resolve()
+    terminal = sys.stdout
+    log = log_path.open("a", encoding="utf-8", buffering=1)
+    # Handler logs and metrics go to the log file; the terminal keeps notifications and these messages.
+    sys.stdout = log
+    stack = LocalStack(
+        StackOptions(
+            notify_file=notify_file,
+            work_dir=WORK_DIR.resolve(),
+            log=log,
+            console=terminal,
+            aws_port=aws_port,
+            api_port=api_port,
+            schedule_interval_s=float(os.environ.get("GUARDIAN_SCHEDULE_INTERVAL_S", "10")),
+        )
+    )
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start()
+    except (PortInUseError, EmulatorStartError) as exc:
+        stack.stop()
+        terminal.write(f"tfstate-guardian: {exc}\n")
+        return 2
+    except BaseException:
+        stack.stop()
+        raise
+    stack.run_in_background()
+    assert stack.resources is not None
+    terminal.write(
+        f"""
+AWS emulator (moto):  {stack.endpoint}
+State bucket:         s3://{stack.resources.state_bucket}  (versioned, encrypted)
+Lock table:           {stack.resources.lock_table}  (stream: NEW_AND_OLD_IMAGES)
+REST API:             {stack.api_url}
+Notifications:        this console, and JSON lines in {notify_file}
+Guardian log:         {log_path}
+
+Backend block for Terraform >= 1.6:
+
+{backend_block_modern(stack.endpoint, stack.resources)}
+Backend block for Terraform 1.0 to 1.5:
+
+{backend_block_legacy(stack.endpoint, stack.resources)}
+tfstate-guardian ready (Ctrl-C to stop)
+"""
+    )
+    terminal.flush()
+    stopping.wait()
+    terminal.write("tfstate-guardian stopping\n")
+    stack.stop()
+    terminal.write("tfstate-guardian stopped\n")
+    terminal.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

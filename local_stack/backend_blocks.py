@@ -1,0 +1,57 @@
+"""Ready-to-paste `backend "s3"` blocks that point Terraform at the local stack."""
+
+from __future__ import annotations
+
+from local_stack.provision import Resources
+
+EXAMPLE_KEY = "demo/terraform.tfstate"
+
+
+def backend_block_modern(endpoint: str, resources: Resources, key: str = EXAMPLE_KEY) -> str:
+    """For Terraform 1.6 and later (`endpoints`, `use_path_style`)."""
+    return f"""terraform {{
+  backend "s3" {{
+    bucket         = "{resources.state_bucket}"
+    key            = "{key}"
+    region         = "{resources.region}"
+    dynamodb_table = "{resources.lock_table}"
+    # use_lockfile = true  # Terraform >= 1.10: lock with an S3 lockfile too (or instead of dynamodb_table)
+    encrypt        = true
+    access_key     = "test"
+    secret_key     = "test"
+
+    endpoints = {{
+      s3       = "{endpoint}"
+      dynamodb = "{endpoint}"
+    }}
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+  }}
+}}
+"""
+
+
+def backend_block_legacy(endpoint: str, resources: Resources, key: str = EXAMPLE_KEY) -> str:
+    """For Terraform 1.0 to 1.5 (`endpoint`, `dynamodb_endpoint`, `force_path_style`)."""
+    return f"""terraform {{
+  backend "s3" {{
+    bucket         = "{resources.state_bucket}"
+    key            = "{key}"
+    region         = "{resources.region}"
+    dynamodb_table = "{resources.lock_table}"
+    encrypt        = true
+    access_key     = "test"
+    secret_key     = "test"
+
+    endpoint                    = "{endpoint}"
+    dynamodb_endpoint           = "{endpoint}"
+    force_path_style            = true
+    skip_credentials_validation = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+  }}
+}}
+"""

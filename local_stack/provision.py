@@ -1,0 +1,69 @@
+"""Creates what the guardian watches and uses: a versioned, encrypted bucket, a lock table with a stream, a topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Names and ARNs of the local stack's resources."""
+
+    region: str
+    state_bucket: str
+    lock_table: str
+    lock_table_stream_arn: str
+    notify_topic_arn: str
+
+
+def provision(session: Session, *, state_bucket: str, lock_table: str, topic: str) -> Resources:
+    """Create the resources, or adopt them where they already exist."""
+    s3 = session.client("s3")
+    dynamodb = session.client("dynamodb")
+    sns = session.client("sns")
+    region = session.region_name or "us-east-1"
+
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    if state_bucket not in existing:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=state_bucket)
+        else:
+            s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+    s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=state_bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=state_bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+    if lock_table not in dynamodb.list_tables().get("TableNames", []):
+        dynamodb.create_table(
+            TableName=lock_table,
+            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    stream_arn = dynamodb.describe_table(TableName=lock_table)["Table"]["LatestStreamArn"]
+    topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+    return Resources(
+        region=region,
+        state_bucket=state_bucket,
+        lock_table=lock_table,
+        lock_table_stream_arn=stream_arn,
+        notify_topic_arn=topic_arn,
+    )

@@ -1,0 +1,225 @@
+"""`LocalStack`: the emulator, the resources, the event sources, the scheduled jobs and the REST API, together."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+import boto3
+from chalice.config import Config
+from chalice.local import create_local_server
+
+from chalicelib import composition
+from chalicelib.settings import Settings, load_settings
+from local_stack.emulator import HOST, MotoServer, check_port_free, free_port
+from local_stack.lambda_runtime import AppHandlers, invoke
+from local_stack.provision import Resources, provision
+from local_stack.s3_source import VersionWatcher
+from local_stack.stream_source import BATCH_SIZE, StreamPoller, is_unchanged_modify, without_local_fields
+
+REGION = "us-east-1"
+S3_ATTEMPTS = 3  # Lambda tries an asynchronous (S3) invocation three times
+STREAM_ATTEMPTS = 5  # Lambda would retry a stream batch for a day; locally the stack moves on sooner
+
+
+@dataclass
+class StackOptions:
+    """How to run the local stack. Ports of None mean: a free one (AWS) or no API at all."""
+
+    notify_file: Path
+    work_dir: Path
+    log: TextIO
+    console: TextIO | None = None
+    aws_port: int | None = None
+    api_port: int | None = None
+    emulator_endpoint: str | None = None  # use an emulator that is already running
+    state_bucket: str = "tfstate-guardian-local"
+    lock_table: str = "tfstate-guardian-locks"
+    topic: str = "tfstate-guardian-notifications"
+    poll_interval_s: float = 0.5
+    schedule_interval_s: float = 10.0
+    app_module: str = "app"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    """The whole guardian on one machine."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.emulator: MotoServer | None = None
+        self.endpoint = options.emulator_endpoint or ""
+        self.resources: Resources | None = None
+        self.app: ModuleType | None = None
+        self.api_url: str | None = None
+        self._handlers: AppHandlers | None = None
+        self._watcher: VersionWatcher | None = None
+        self._poller: StreamPoller | None = None
+        self._s3_queue: deque[tuple[dict[str, Any], int]] = deque()
+        self._stream_attempts = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._api_server: Any = None
+        self._pump_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Bring everything up; raises `PortInUseError` before starting anything if a port is taken."""
+        options = self.options
+        if options.api_port is not None:
+            check_port_free(options.api_port, "GUARDIAN_API_PORT")
+        if not self.endpoint:
+            port = options.aws_port if options.aws_port is not None else free_port()
+            check_port_free(port, "GUARDIAN_AWS_PORT")
+            self.emulator = MotoServer(port, log_path=options.work_dir / "emulator.log")
+            self.emulator.start()
+            self.endpoint = self.emulator.endpoint
+        self._point_at_emulator()
+        session = boto3.session.Session()
+        self.resources = provision(
+            session, state_bucket=options.state_bucket, lock_table=options.lock_table, topic=options.topic
+        )
+        self._configure_guardian(self.resources)
+        self._watcher = VersionWatcher(session.client("s3"), self.resources.state_bucket, REGION, "tfstate-guardian")
+        self._watcher.baseline()
+        self._poller = StreamPoller(session.client("dynamodbstreams"), self.resources.lock_table_stream_arn, REGION)
+        self._poller.baseline()
+        if options.api_port is not None:
+            self._start_api(options.api_port)
+
+    def _point_at_emulator(self) -> None:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+        )
+
+    def _configure_guardian(self, resources: Resources) -> None:
+        os.environ.update(
+            GUARDIAN_STATE_BUCKET=resources.state_bucket,
+            GUARDIAN_LOCK_TABLE=resources.lock_table,
+            GUARDIAN_LOCK_TABLE_STREAM_ARN=resources.lock_table_stream_arn,
+            GUARDIAN_NOTIFY_TOPIC_ARN=resources.notify_topic_arn,
+            GUARDIAN_NOTIFY_FILE=str(self.options.notify_file),
+            GUARDIAN_NOTIFY_CONSOLE="true" if self.options.console else "false",
+            **self.options.extra_env,
+        )
+        load_settings.cache_clear()
+        self.app = importlib.import_module(self.options.app_module)
+        self._handlers = AppHandlers.of(self.app)
+        composition.install(composition.Container(Settings.from_env(), console=self.options.console))
+
+    def _start_api(self, port: int) -> None:
+        assert self.app is not None
+        config = Config.create(chalice_app=self.app.app, app_name="tfstate-guardian", chalice_stage="local")
+        self._api_server = create_local_server(self.app.app, config, HOST, port)
+        thread = threading.Thread(target=self._api_server.serve_forever, name="rest-api", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self.api_url = f"http://{HOST}:{port}"
+
+    def pump(self) -> int:
+        """Deliver every S3 event and stream record that is waiting; the number of invocations made."""
+        with self._pump_lock:
+            return self._pump_s3() + self._pump_stream()
+
+    def _pump_s3(self) -> int:
+        assert self._watcher is not None and self._handlers is not None
+        self._s3_queue.extend((event, 0) for event in self._watcher.poll())
+        invocations = 0
+        for _ in range(len(self._s3_queue)):
+            event, failures = self._s3_queue.popleft()
+            for name, handler in self._handlers.s3:
+                invocations += 1
+                if invoke(name, handler, event, self.options.log):
+                    continue
+                if failures + 1 < S3_ATTEMPTS:
+                    self._s3_queue.append((event, failures + 1))
+                else:
+                    self._report(f"gave up on an S3 event after {S3_ATTEMPTS} attempts of {name}")
+        return invocations
+
+    def _pump_stream(self) -> int:
+        assert self._poller is not None and self._handlers is not None
+        records = self._poller.poll()
+        invocations = 0
+        for start in range(0, len(records), BATCH_SIZE):
+            batch = records[start : start + BATCH_SIZE]
+            delivered = [without_local_fields(r) for r in batch if not is_unchanged_modify(r)]
+            ok = True
+            if delivered:
+                for name, handler in self._handlers.dynamodb:
+                    invocations += 1
+                    ok = invoke(name, handler, {"Records": delivered}, self.options.log) and ok
+            if not ok:
+                self._stream_attempts += 1
+                if self._stream_attempts < STREAM_ATTEMPTS:
+                    break  # the same batch again on the next pump, as Lambda retries a stream batch
+                self._report(f"skipped a stream batch after {STREAM_ATTEMPTS} failed attempts")
+            self._stream_attempts = 0
+            self._poller.acknowledge(batch)
+        return invocations
+
+    def run_scheduled(self) -> int:
+        """Run every scheduled job once, with a scheduled event in the EventBridge shape."""
+        assert self._handlers is not None
+        for name, handler in self._handlers.scheduled:
+            event = {
+                "version": "0",
+                "id": f"local-{time.time_ns()}",
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": REGION,
+                "resources": [f"arn:aws:events:{REGION}:123456789012:rule/tfstate-guardian-local-{name}"],
+                "detail": {},
+            }
+            invoke(name, handler, event, self.options.log)
+        return len(self._handlers.scheduled)
+
+    def run_in_background(self) -> None:
+        """Deliver events every poll interval and run the scheduled jobs every schedule interval."""
+        thread = threading.Thread(target=self._loop, name="event-sources", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _loop(self) -> None:
+        next_schedule = time.monotonic() + self.options.schedule_interval_s
+        while not self._stop.is_set():
+            try:
+                self.pump()
+                if time.monotonic() >= next_schedule:
+                    self.run_scheduled()
+                    next_schedule = time.monotonic() + self.options.schedule_interval_s
+            except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; try again next round
+                self._report(f"event source error: {exc}")
+            self._stop.wait(self.options.poll_interval_s)
+
+    def _report(self, message: str) -> None:
+        self.options.log.write(message + "\n")
+        self.options.log.flush()
+        if self.options.console:
+            self.options.console.write(f"guardian: {message} (details in the log)\n")
+            self.options.console.flush()
+
+    def stop(self) -> None:
+        """Stop everything this stack started."""
+        self._stop.set()
+        if self._api_server is not None:
+            self._api_server.shutdown()
+            self._api_server.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.emulator is not None:
+            self.emulator.stop()
