@@ -9,16 +9,19 @@ from typing import TYPE_CHECKING, TextIO
 import boto3
 from botocore.config import Config
 
+from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.adapters.sns_topic import SnsTopic
 from chalicelib.channels.console import ConsoleChannel
 from chalicelib.channels.jsonl_file import JsonLinesFileChannel
+from chalicelib.domain.state_keys import StateKeyFilter
 from chalicelib.services.lock_table_changes import LockTableChangeService
 from chalicelib.services.notifier import Channel, Notifier
 from chalicelib.services.state_changes import StateChangeService
 from chalicelib.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
@@ -45,6 +48,14 @@ class Container:
         return self._session.client("sns", config=_CLIENT_CONFIG)
 
     @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._session.client("dynamodb", config=_CLIENT_CONFIG)
+
+    @cached_property
+    def guardian_table(self) -> GuardianTable:
+        return GuardianTable(self.dynamodb, self.settings.guardian_table)
+
+    @cached_property
     def state_bucket(self) -> S3StateBucket:
         return S3StateBucket(
             self.s3,
@@ -62,11 +73,18 @@ class Container:
             channels.append(JsonLinesFileChannel(self.settings.notify_file))
         if self.settings.notify_console:
             channels.append(ConsoleChannel(self._console or sys.stdout))
-        return Notifier(channels)
+        return Notifier(channels, self.guardian_table, attempts=self.settings.channel_attempts)
 
     @cached_property
     def state_changes(self) -> StateChangeService:
-        return StateChangeService(self.state_bucket, self.notifier, self.settings.workspace_key_prefixes)
+        return StateChangeService(
+            self.state_bucket,
+            self.notifier,
+            lock_table=self.settings.lock_table,
+            state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+            removed_resources_warning=self.settings.removed_resources_warning,
+        )
 
     @cached_property
     def lock_table_changes(self) -> LockTableChangeService:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from chalicelib.errors import SettingsError
 
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
+DEFAULT_STATE_KEY_SUFFIX = ".tfstate"
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,17 @@ class Settings:
     state_bucket: str
     lock_table: str
     lock_table_stream_arn: str
+    guardian_table: str
     notify_topic_arn: str | None = None
     notify_file: str | None = None
     notify_console: bool = False
     workspace_key_prefixes: tuple[str, ...] = (DEFAULT_WORKSPACE_KEY_PREFIX,)
+    state_key_suffixes: tuple[str, ...] = (DEFAULT_STATE_KEY_SUFFIX,)
+    state_key_prefixes: tuple[str, ...] = ()
+    removed_resources_warning: int = 5
     state_header_bytes: int = 4096
     max_state_bytes: int = 64 * 1024 * 1024
+    channel_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -34,12 +40,17 @@ class Settings:
             state_bucket=_required(env, "GUARDIAN_STATE_BUCKET"),
             lock_table=_required(env, "GUARDIAN_LOCK_TABLE"),
             lock_table_stream_arn=_required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"),
+            guardian_table=_required(env, "GUARDIAN_TABLE"),
             notify_topic_arn=_optional(env, "GUARDIAN_NOTIFY_TOPIC_ARN"),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
-            workspace_key_prefixes=_prefixes(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES"),
+            workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),
+            state_key_suffixes=_list(env, "GUARDIAN_STATE_KEY_SUFFIXES", (DEFAULT_STATE_KEY_SUFFIX,), strip="/ "),
+            state_key_prefixes=_list(env, "GUARDIAN_STATE_KEY_PREFIXES", (), strip=" "),
+            removed_resources_warning=_positive_int(env, "GUARDIAN_REMOVED_RESOURCES_WARNING", 5, minimum=0),
             state_header_bytes=_positive_int(env, "GUARDIAN_STATE_HEADER_BYTES", 4096),
             max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 64 * 1024 * 1024),
+            channel_attempts=_positive_int(env, "GUARDIAN_CHANNEL_ATTEMPTS", 3),
         )
 
 
@@ -70,7 +81,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, not {value!r}")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -78,16 +89,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, not {value}")
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
-def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return (DEFAULT_WORKSPACE_KEY_PREFIX,)
-    prefixes = tuple(part.strip().strip("/") for part in raw.split(",") if part.strip().strip("/"))
-    if not prefixes:
-        raise SettingsError(f"{name} must list at least one prefix, e.g. env:")
-    return prefixes
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], strip: str = " /") -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    values = tuple(part.strip(strip) for part in raw.split(",") if part.strip(strip))
+    if not values:
+        raise SettingsError(f"{name} must list at least one value, separated by commas")
+    return values

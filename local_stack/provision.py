@@ -1,4 +1,4 @@
-"""Creates what the guardian watches and uses: a versioned, encrypted bucket, a lock table with a stream, a topic."""
+"""Creates what the guardian watches and uses: state bucket, lock table with a stream, its own table, a topic."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ class Resources:
     state_bucket: str
     lock_table: str
     lock_table_stream_arn: str
+    guardian_table: str
     notify_topic_arn: str
 
 
-def provision(session: Session, *, state_bucket: str, lock_table: str, topic: str) -> Resources:
+def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_table: str, topic: str) -> Resources:
     """Create the resources, or adopt them where they already exist."""
     s3 = session.client("s3")
     dynamodb = session.client("dynamodb")
@@ -59,11 +60,25 @@ def provision(session: Session, *, state_bucket: str, lock_table: str, topic: st
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
     stream_arn = dynamodb.describe_table(TableName=lock_table)["Table"]["LatestStreamArn"]
+    if guardian_table not in dynamodb.list_tables().get("TableNames", []):
+        dynamodb.create_table(
+            TableName=guardian_table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=guardian_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
     topic_arn = sns.create_topic(Name=topic)["TopicArn"]
     return Resources(
         region=region,
         state_bucket=state_bucket,
         lock_table=lock_table,
         lock_table_stream_arn=stream_arn,
+        guardian_table=guardian_table,
         notify_topic_arn=topic_arn,
     )

@@ -42,6 +42,7 @@ class StackOptions:
     emulator_endpoint: str | None = None  # use an emulator that is already running
     state_bucket: str = "tfstate-guardian-local"
     lock_table: str = "tfstate-guardian-locks"
+    guardian_table: str = "tfstate-guardian"
     topic: str = "tfstate-guardian-notifications"
     poll_interval_s: float = 0.5
     schedule_interval_s: float = 10.0
@@ -83,7 +84,11 @@ class LocalStack:
         self._point_at_emulator()
         session = boto3.session.Session()
         self.resources = provision(
-            session, state_bucket=options.state_bucket, lock_table=options.lock_table, topic=options.topic
+            session,
+            state_bucket=options.state_bucket,
+            lock_table=options.lock_table,
+            guardian_table=options.guardian_table,
+            topic=options.topic,
         )
         self._configure_guardian(self.resources)
         self._watcher = VersionWatcher(session.client("s3"), self.resources.state_bucket, REGION, "tfstate-guardian")
@@ -109,6 +114,7 @@ class LocalStack:
             GUARDIAN_STATE_BUCKET=resources.state_bucket,
             GUARDIAN_LOCK_TABLE=resources.lock_table,
             GUARDIAN_LOCK_TABLE_STREAM_ARN=resources.lock_table_stream_arn,
+            GUARDIAN_TABLE=resources.guardian_table,
             GUARDIAN_NOTIFY_TOPIC_ARN=resources.notify_topic_arn,
             GUARDIAN_NOTIFY_FILE=str(self.options.notify_file),
             GUARDIAN_NOTIFY_CONSOLE="true" if self.options.console else "false",

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
+from chalicelib.domain.state_index import StateIndex, index_state
 from chalicelib.errors import NotAStateError, StateTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class NewestVersion:
+    """The newest version of a key that holds data, and whether it is still the current one."""
+
+    version_id: str
+    is_current: bool
 
 
 class S3StateBucket:
@@ -44,19 +58,50 @@ class S3StateBucket:
         try:
             return parse_state_header(head, complete=False)
         except HeaderIncomplete:
-            return parse_state_header(self.read_bytes(key, version_id), complete=True)
+            return parse_state_header(b"".join(self._chunks(key, version_id)), complete=True)
 
-    def read_bytes(self, key: str, version_id: str | None) -> bytes:
-        """The whole content of one object version."""
+    def read_index(self, key: str, version_id: str | None) -> StateIndex:
+        """Index one state version in a single streaming read, never holding the whole object."""
+        return index_state(self._chunks(key, version_id))
+
+    def md5_of(self, key: str, version_id: str | None) -> str:
+        """The hex MD5 of one object version's bytes, as Terraform's digest item holds it."""
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self._chunks(key, version_id):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def _chunks(self, key: str, version_id: str | None) -> Iterator[bytes]:
+        action = f"read s3://{self.name}/{key}"
         try:
             response = self._client.get_object(**_address(self.name, key, version_id))
-            if response["ContentLength"] > self._max_state_bytes:
-                raise StateTooLargeError(
-                    f"{response['ContentLength']} bytes is more than the maximum of {self._max_state_bytes}"
-                )
-            return response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"read s3://{self.name}/{key}") from exc
+            raise translate(exc, action) from exc
+        if response["ContentLength"] > self._max_state_bytes:
+            response["Body"].close()
+            raise StateTooLargeError(
+                f"{response['ContentLength']} bytes is more than the maximum of {self._max_state_bytes}"
+            )
+        try:
+            yield from response["Body"].iter_chunks(CHUNK_BYTES)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, action) from exc
+        finally:
+            response["Body"].close()
+
+    def newest_version(self, key: str) -> NewestVersion | None:
+        """The newest version of `key` that is not a delete marker; None when there is none."""
+        try:
+            pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=key)
+            for page in pages:
+                for version in page.get("Versions", []):
+                    if version.get("Key") == key:
+                        return NewestVersion(version["VersionId"], is_current=bool(version.get("IsLatest")))
+                if any(v.get("Key", "") > key for v in page.get("Versions", [])):
+                    return None
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
+        return None
 
     def previous_version(self, key: str, version_id: str) -> str | None:
         """The id of the newest version of `key` older than `version_id`, skipping delete markers.

@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from chalicelib.domain.s3_events import ObjectEvent
+from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
+from chalicelib.domain.state_index import StateDiff, StateIndex
 from chalicelib.domain.state_keys import StateKey
+
+MAX_LISTED = 500  # addresses listed per added/changed/removed; the counts are always complete
 
 
 class Severity(Enum):
@@ -25,6 +28,7 @@ class NotificationType(Enum):
     """Every type of notification the guardian sends."""
 
     STATE_CHANGED = "state.changed"
+    STATE_DELETED = "state.deleted"
 
 
 @dataclass(frozen=True)
@@ -67,17 +71,23 @@ def dedupe_id(kind: NotificationType, *parts: str) -> str:
 
 
 def state_changed(
+    *,
     event: ObjectEvent,
     state_key: StateKey,
-    after: StateHeader,
-    before: StateHeader | None,
+    after: StateIndex,
+    before: StateIndex | None,
     previous_version_id: str | None,
+    removed_resources_warning: int,
 ) -> Notification:
     """The `state.changed` notification for one write of a state object."""
-    lineage_changed = before is not None and before.lineage != after.lineage
+    new, old = after.header, before.header if before else None
+    lineage_changed = old is not None and old.lineage != new.lineage
+    diff = None if new.encrypted or (old is not None and old.encrypted) else StateDiff.between(before, after)
     if lineage_changed:
         severity = Severity.CRITICAL
-    elif before is not None and after.serial < before.serial:
+    elif (old is not None and new.serial < old.serial) or (
+        diff is not None and len(diff.resources_removed) > removed_resources_warning
+    ):
         severity = Severity.WARNING
     else:
         severity = Severity.INFO
@@ -89,35 +99,89 @@ def state_changed(
         bucket=event.bucket,
         key=event.key,
         workspace=state_key.workspace,
-        summary=_state_changed_summary(state_key, after, before, lineage_changed),
+        summary=_state_changed_summary(
+            state_key=state_key, new=new, old=old, diff=diff, lineage_changed=lineage_changed, size=after.size
+        ),
         details={
-            "serial": {"before": before.serial if before else None, "after": after.serial},
-            "lineage": {
-                "before": before.lineage if before else None,
-                "after": after.lineage,
-                "changed": lineage_changed,
-            },
-            "terraform_version": after.terraform_version,
+            "serial": {"before": old.serial if old else None, "after": new.serial},
+            "lineage": {"before": old.lineage if old else None, "after": new.lineage, "changed": lineage_changed},
+            "terraform_version": new.terraform_version,
             "version_id": event.version_id,
             "previous_version_id": previous_version_id,
             "lock": None,
             "principal": event.principal,
-            "resources": None,
-            "outputs": None,
-            "encrypted": after.encrypted,
+            "resources": _changes(diff.resources_added, diff.resources_changed, diff.resources_removed)
+            if diff
+            else None,
+            "outputs": _changes(diff.outputs_added, diff.outputs_changed, diff.outputs_removed) if diff else None,
+            "encrypted": new.encrypted,
+            "size": after.size,
         },
     )
 
 
+def state_deleted(
+    *,
+    event: ObjectEvent,
+    state_key: StateKey,
+    last_version_id: str | None,
+    last_serial: int | None,
+    restore: str | None,
+    state_gone: bool,
+) -> Notification:
+    """The `state.deleted` notification for a delete marker or a permanent delete of a state version."""
+    if event.change is ObjectChange.DELETE_MARKER_CREATED:
+        what = "deleted (delete marker)"
+    elif state_gone:
+        what = f"deleted: version {event.version_id} permanently removed"
+    else:
+        what = f"old version {event.version_id} permanently removed; the current state is intact"
+    return Notification(
+        id=dedupe_id(NotificationType.STATE_DELETED, event.bucket, event.key, event.dedupe_token),
+        type=NotificationType.STATE_DELETED,
+        severity=Severity.CRITICAL if state_gone else Severity.WARNING,
+        occurred_at=event.event_time,
+        bucket=event.bucket,
+        key=event.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: {what}",
+        details={
+            "version_id": event.version_id,
+            "last_version_id": last_version_id,
+            "last_serial": last_serial,
+            "restore": restore,
+            "principal": event.principal,
+        },
+    )
+
+
+def _changes(added: list[str], changed: list[str], removed: list[str]) -> dict[str, Any]:
+    lists = {"added": added, "changed": changed, "removed": removed}
+    # Keep a message within every channel's size limit (SNS and EventBridge take 256 KB).
+    result: dict[str, Any] = {name: names[:MAX_LISTED] for name, names in lists.items()}
+    result["counts"] = {name: len(names) for name, names in lists.items()}
+    result["truncated"] = any(len(names) > MAX_LISTED for names in lists.values())
+    return result
+
+
 def _state_changed_summary(
-    state_key: StateKey, after: StateHeader, before: StateHeader | None, lineage_changed: bool
+    *,
+    state_key: StateKey,
+    new: StateHeader,
+    old: StateHeader | None,
+    diff: StateDiff | None,
+    lineage_changed: bool,
+    size: int,
 ) -> str:
     name = state_key.display_name
-    if before is None:
-        return f"{name}: created at serial {after.serial}"
-    summary = f"{name}: serial {before.serial}→{after.serial}"
+    summary = f"{name}: created at serial {new.serial}" if old is None else f"{name}: serial {old.serial}→{new.serial}"
     if lineage_changed:
         summary += " (lineage changed)"
-    elif after.serial < before.serial:
+    elif old is not None and new.serial < old.serial:
         summary += " (serial went backwards)"
+    if diff is not None:
+        counts = (len(diff.resources_added), len(diff.resources_changed), len(diff.resources_removed))
+        summary += ": +{} ~{} -{}".format(*counts)
+    else:
+        summary += f" (encrypted, {size} bytes)"
     return summary

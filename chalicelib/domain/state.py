@@ -43,12 +43,12 @@ def parse_state_header(data: bytes, *, complete: bool) -> StateHeader:
     if complete:
         document = _whole_object(text)
         fields = {k: v for k, v in document.items() if not isinstance(v, (dict, list))}
-        return _header_from(fields, encrypted=bool(document.keys() & _ENCRYPTED_MARKERS))
+        return header_from_fields(fields, encrypted=bool(document.keys() & _ENCRYPTED_MARKERS))
     fields, keys_seen, ended = _top_level_scalars(text)
     encrypted = bool(keys_seen & _ENCRYPTED_MARKERS)
     if not ended and not (keys_seen & _PLAIN_BODY_KEYS or (encrypted and {"serial", "lineage"} <= fields.keys())):
         raise HeaderIncomplete()
-    return _header_from(fields, encrypted=encrypted)
+    return header_from_fields(fields, encrypted=encrypted)
 
 
 def _whole_object(text: str) -> dict[str, object]:
@@ -61,7 +61,8 @@ def _whole_object(text: str) -> dict[str, object]:
     return document
 
 
-def _header_from(fields: dict[str, object], *, encrypted: bool) -> StateHeader:
+def header_from_fields(fields: dict[str, object], *, encrypted: bool) -> StateHeader:
+    """The header from a state's top-level scalar members; raises `NotAStateError` if they are not a state's."""
     serial = fields.get("serial")
     lineage = fields.get("lineage")
     if not encrypted:

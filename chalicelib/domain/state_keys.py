@@ -38,6 +38,24 @@ class StateKey:
         return name
 
 
+@dataclass(frozen=True)
+class StateKeyFilter:
+    """Which object keys hold states: by suffix, and optionally under given prefixes."""
+
+    suffixes: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+
+    def matches(self, key: str) -> bool:
+        if self.prefixes and not key.startswith(self.prefixes):
+            return False
+        return key.endswith(self.suffixes)
+
+
 def is_lockfile(key: str) -> bool:
     """Whether an object key is an S3 lockfile (`<state key>.tflock`) rather than a state."""
     return key.endswith(LOCKFILE_SUFFIX)
+
+
+def state_key_of_lockfile(key: str) -> str:
+    """The state key a lockfile locks: `<state key>.tflock` without its suffix."""
+    return key[: -len(LOCKFILE_SUFFIX)]

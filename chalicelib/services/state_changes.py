@@ -1,26 +1,41 @@
-"""`StateChangeService`: turns S3 events on the state bucket into `state.changed` notifications."""
+"""`StateChangeService`: turns S3 events on the state bucket into `state.changed` and `state.deleted`."""
 
 from __future__ import annotations
+
+import json
+import shlex
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent, S3EventBatch
-from chalicelib.domain.state import StateHeader
-from chalicelib.domain.state_keys import StateKey, is_lockfile
+from chalicelib.domain.state_index import StateIndex
+from chalicelib.domain.state_keys import StateKey, StateKeyFilter, is_lockfile
 from chalicelib.errors import NotAStateError, ObjectNotFoundError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.notifier import Notifier
 
 
 class StateChangeService:
-    """Reads each newly written state version and its predecessor, and notifies."""
+    """Reads each state version written or removed, compares it with its predecessor, and notifies."""
 
-    def __init__(self, bucket: S3StateBucket, notifier: Notifier, workspace_key_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        bucket: S3StateBucket,
+        notifier: Notifier,
+        *,
+        lock_table: str,
+        state_keys: StateKeyFilter,
+        workspace_key_prefixes: tuple[str, ...],
+        removed_resources_warning: int,
+    ) -> None:
         self._bucket = bucket
         self._notifier = notifier
+        self._lock_table = lock_table
+        self._state_keys = state_keys
         self._workspace_key_prefixes = workspace_key_prefixes
+        self._removed_resources_warning = removed_resources_warning
 
     def handle(self, batch: S3EventBatch) -> None:
         """Handle every record; skip (with a warning and a metric) what cannot be a state write."""
@@ -32,43 +47,89 @@ class StateChangeService:
     def _handle_event(self, event: ObjectEvent) -> None:
         if event.bucket != self._bucket.name:
             _skip("event of another bucket", bucket=event.bucket, key=event.key)
-            return
-        if is_lockfile(event.key):
+        elif is_lockfile(event.key):
             logger.debug("lockfile event", key=event.key, event_name=event.event_name)
-            return
-        if event.change is not ObjectChange.CREATED:
-            logger.debug("object removal", key=event.key, event_name=event.event_name)
-            return
+        elif not self._state_keys.matches(event.key):
+            logger.debug("not a state key", key=event.key)
+        elif event.change is ObjectChange.CREATED:
+            self._state_written(event)
+        else:
+            self._state_removed(event)
+
+    def _state_written(self, event: ObjectEvent) -> None:
         try:
-            after = self._bucket.read_header(event.key, event.version_id)
+            after = self._bucket.read_index(event.key, event.version_id)
         except NotAStateError as exc:
-            _skip("object is not a state", key=event.key, version_id=event.version_id, reason=str(exc))
+            _skip("object is not a readable state", key=event.key, version_id=event.version_id, reason=str(exc))
             return
         except ObjectNotFoundError:
-            # Deleted again before we read it: its removal has an event of its own.
+            # Deleted again before it could be read: its removal has an event of its own.
             _skip("state version no longer exists", key=event.key, version_id=event.version_id)
             return
         previous_version_id, before = self._predecessor(event)
-        notification = notifications.state_changed(
-            event=event,
-            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
-            after=after,
-            before=before,
-            previous_version_id=previous_version_id,
+        self._notifier.notify(
+            notifications.state_changed(
+                event=event,
+                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+                after=after,
+                before=before,
+                previous_version_id=previous_version_id,
+                removed_resources_warning=self._removed_resources_warning,
+            )
         )
-        self._notifier.notify(notification)
 
-    def _predecessor(self, event: ObjectEvent) -> tuple[str | None, StateHeader | None]:
+    def _predecessor(self, event: ObjectEvent) -> tuple[str | None, StateIndex | None]:
         if event.version_id is None:
             return None, None
         previous_version_id = self._bucket.previous_version(event.key, event.version_id)
         if previous_version_id is None:
             return None, None
         try:
-            return previous_version_id, self._bucket.read_header(event.key, previous_version_id)
+            return previous_version_id, self._bucket.read_index(event.key, previous_version_id)
         except (NotAStateError, ObjectNotFoundError) as exc:
             logger.warning("previous version is not a readable state", key=event.key, reason=str(exc))
             return previous_version_id, None
+
+    def _state_removed(self, event: ObjectEvent) -> None:
+        newest = self._bucket.newest_version(event.key)
+        last_serial: int | None = None
+        restore: str | None = None
+        if newest is not None:
+            try:
+                last_serial = self._bucket.read_header(event.key, newest.version_id).serial
+            except (NotAStateError, ObjectNotFoundError) as exc:
+                logger.warning("last version is not a readable state", key=event.key, reason=str(exc))
+            if event.change is ObjectChange.DELETE_MARKER_CREATED and event.version_id:
+                restore = self._remove_delete_marker_command(event.key, event.version_id)
+            else:
+                restore = self._copy_back_command(event.key, newest.version_id)
+        self._notifier.notify(
+            notifications.state_deleted(
+                event=event,
+                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+                last_version_id=newest.version_id if newest else None,
+                last_serial=last_serial,
+                restore=restore,
+                state_gone=newest is None or not newest.is_current,
+            )
+        )
+
+    def _remove_delete_marker_command(self, key: str, marker_version_id: str) -> str:
+        # Removing the marker makes the last version current again, byte for byte: its digest still matches.
+        return (
+            f"aws s3api delete-object --bucket {shlex.quote(self._bucket.name)} --key {shlex.quote(key)}"
+            f" --version-id {shlex.quote(marker_version_id)}"
+        )
+
+    def _copy_back_command(self, key: str, version_id: str) -> str:
+        # A copied version needs the digest item set to its MD5, or every Terraform client fails.
+        digest = self._bucket.md5_of(key, version_id)
+        item = json.dumps({"LockID": {"S": f"{self._bucket.name}/{key}-md5"}, "Digest": {"S": digest}})
+        return (
+            f"aws s3api copy-object --bucket {shlex.quote(self._bucket.name)} --key {shlex.quote(key)}"
+            f" --copy-source {shlex.quote(f'{self._bucket.name}/{key}?versionId={version_id}')}"
+            f" && aws dynamodb put-item --table-name {shlex.quote(self._lock_table)} --item {shlex.quote(item)}"
+        )
 
 
 def _skip(message: str, **keys: object) -> None:

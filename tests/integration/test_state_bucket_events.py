@@ -1,8 +1,10 @@
 """The S3 handler, fed by the local stack's AWS-shaped event source, against the emulator over HTTP."""
 
+import hashlib
 import json
 
 import boto3
+import pytest
 
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
@@ -29,7 +31,9 @@ def test_two_writes_give_two_state_changed_notifications(aws, stack: RunningStac
     assert changed["details"]["version_id"] == second
     assert changed["details"]["previous_version_id"] == first
     assert changed["details"]["lineage"]["changed"] is False
-    assert changed["summary"] == "prod/network: serial 1→2"
+    assert changed["summary"] == "prod/network: serial 1→2: +0 ~1 -0"
+    assert changed["details"]["resources"]["changed"] == ["terraform_data.probe"]
+    assert changed["details"]["outputs"]["changed"] == ["v"]
     assert changed["workspace"] == "default"
 
 
@@ -84,7 +88,8 @@ def test_what_is_not_a_state_write_sends_nothing(aws, stack) -> None:
     bucket = stack.resources.state_bucket
     put(aws, stack, "app/terraform.tfstate.tflock", state_bytes("tflock_body_tf1.11.4_lockfile_only.json"))
     put(aws, stack, "README.md", b"# not a state")
-    put(aws, stack, "empty", b"")
+    put(aws, stack, "empty.tfstate", b"")
+    put(aws, stack, "binary.tfstate", bytes(range(256)))
     put(aws, stack, "app/terraform.tfstate", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
     stack.pump()
     s3.delete_object(Bucket=bucket, Key="app/terraform.tfstate.tflock")  # a delete marker
@@ -100,3 +105,85 @@ def test_sensitive_values_never_reach_a_notification(aws, stack) -> None:
     (notification,) = stack.notifications()
     assert "s3cr3t" not in json.dumps(notification)
     assert "s3cr3t" not in stack.log_file.read_text()
+
+
+def test_delete_marker_notifies_with_the_exact_restore(aws, stack) -> None:
+    s3 = aws.client("s3")
+    bucket, key = stack.resources.state_bucket, "prod/app/terraform.tfstate"
+    last = put(aws, stack, key, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+    marker = s3.delete_object(Bucket=bucket, Key=key)["VersionId"]
+    stack.pump()
+    deleted = stack.notifications()[-1]
+    assert deleted["type"] == "state.deleted" and deleted["severity"] == "critical"
+    assert deleted["details"]["last_version_id"] == last and deleted["details"]["last_serial"] == 2
+    restore = deleted["details"]["restore"]
+    assert restore == f"aws s3api delete-object --bucket {bucket} --key {key} --version-id {marker}"
+    # The command does what it says: the last version is current again, byte for byte.
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=marker)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == state_bytes("state_tf1.11.4_second_apply_serial2.json")
+
+
+def test_permanent_delete_of_the_current_version_gives_copy_and_digest_commands(aws, stack) -> None:
+    s3 = aws.client("s3")
+    bucket, key = stack.resources.state_bucket, "prod/app/terraform.tfstate"
+    first = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    second = put(aws, stack, key, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+    stack.pump()
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=second)
+    stack.pump()
+    deleted = stack.notifications()[-1]
+    assert deleted["type"] == "state.deleted"
+    assert deleted["details"]["version_id"] == second and deleted["details"]["last_version_id"] == first
+    restore = deleted["details"]["restore"]
+    digest = hashlib.md5(state_bytes("state_tf1.11.4_first_apply_serial1.json")).hexdigest()
+    assert f"--copy-source '{bucket}/{key}?versionId={first}'" in restore
+    assert digest in restore and stack.resources.lock_table in restore
+
+
+def test_replayed_events_notify_once(aws, stack) -> None:
+    key = "app/terraform.tfstate"
+    version = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    handler = stack.stack.app.on_state_object_event
+    for _ in range(3):
+        handler(aws_event(stack.resources.state_bucket, key, version), None)
+    stack.pump()  # the local event source delivers the same write a fourth time
+    assert len(stack.notifications()) == 1
+
+
+def test_a_failing_channel_is_retried_without_duplicating_the_others(aws, stack, monkeypatch) -> None:
+    from chalicelib import composition
+    from chalicelib.errors import ChannelDeliveryError
+
+    notifier = composition.container().notifier
+    topic = next(channel for channel in notifier.channels if channel.name == "sns")
+    real_send = topic.send
+    failures = {"left": 4}  # more than one invocation's attempts
+
+    def flaky(notification):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ChannelDeliveryError("SNS is down")
+        real_send(notification)
+
+    monkeypatch.setattr(topic, "send", flaky)
+    monkeypatch.setattr(notifier, "_sleep", lambda seconds: None)
+    key = "app/terraform.tfstate"
+    version = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    event = aws_event(stack.resources.state_bucket, key, version)
+    handler = stack.stack.app.on_state_object_event
+    with pytest.raises(ChannelDeliveryError):
+        handler(event, None)  # three attempts fail: Lambda would retry the event
+    handler(event, None)  # the retry reaches SNS on its second attempt
+    handler(event, None)  # a late duplicate delivers nothing
+    assert len(stack.notifications()) == 1  # the file channel got it once, on the first invocation
+    assert failures["left"] == 0
+
+
+def test_keys_that_are_not_states_are_ignored_by_suffix(aws, stack) -> None:
+    put(aws, stack, "app/terraform.tfstate.backup", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    put(aws, stack, "app/plan.json", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    put(aws, stack, "broken/terraform.tfstate", b'{"version": 4, "serial": ')
+    stack.pump()
+    assert stack.notifications() == []
+    assert stack.failures() == ""

@@ -6,12 +6,13 @@ from chalicelib.channels.console import ConsoleChannel
 from chalicelib.domain.notifications import Severity, state_changed
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
+from chalicelib.domain.state_index import StateIndex
 from chalicelib.domain.state_keys import StateKey
 
 CONTRACT_FIELDS = ["id", "type", "severity", "occurred_at", "bucket", "key", "workspace", "summary", "details"]
 STATE_CHANGED_DETAILS = {
     "serial", "lineage", "terraform_version", "version_id", "previous_version_id", "lock", "principal",
-    "resources", "outputs", "encrypted",
+    "resources", "outputs", "encrypted", "size",
 }  # fmt: skip
 
 
@@ -29,51 +30,93 @@ def event(version_id: str = "v2") -> ObjectEvent:
     )
 
 
-def header(serial: int, lineage: str = "L1") -> StateHeader:
-    return StateHeader(serial=serial, lineage=lineage, terraform_version="1.11.4", encrypted=False)
+def index(
+    serial: int, lineage: str = "L1", resources: dict[str, int] | None = None, encrypted: bool = False
+) -> StateIndex:
+    return StateIndex(
+        header=StateHeader(serial=serial, lineage=lineage, terraform_version="1.11.4", encrypted=encrypted),
+        size=1234,
+        resources=resources or {},
+        outputs={},
+    )
+
+
+def changed(after: StateIndex, before: StateIndex | None, version: str = "v2", threshold: int = 5):
+    return state_changed(
+        event=event(version),
+        state_key=KEY,
+        after=after,
+        before=before,
+        previous_version_id="v1" if before else None,
+        removed_resources_warning=threshold,
+    )
 
 
 KEY = StateKey.parse("env:/prod/network/terraform.tfstate", ("env:",))
 
 
 def test_state_changed_follows_the_contract() -> None:
-    notification = state_changed(event(), KEY, header(42), header(41), "v1").to_dict()
+    before = index(41, resources={"aws_instance.a": 1, "aws_instance.b": 2, "aws_instance.gone": 3})
+    after = index(42, resources={"aws_instance.a": 1, "aws_instance.b": 20, "module.m.aws_instance.new[0]": 4})
+    notification = changed(after, before).to_dict()
     assert list(notification) == CONTRACT_FIELDS
     assert set(notification["details"]) == STATE_CHANGED_DETAILS
     assert notification["type"] == "state.changed"
     assert notification["severity"] == "info"
     assert notification["occurred_at"] == "2026-11-26T11:05:21.798Z"
     assert notification["workspace"] == "prod"
-    assert notification["summary"] == "network [prod]: serial 41→42"
+    assert notification["summary"] == "network [prod]: serial 41→42: +1 ~1 -1"
+    assert notification["details"]["resources"] == {
+        "added": ["module.m.aws_instance.new[0]"],
+        "changed": ["aws_instance.b"],
+        "removed": ["aws_instance.gone"],
+        "counts": {"added": 1, "changed": 1, "removed": 1},
+        "truncated": False,
+    }
     assert notification["details"]["serial"] == {"before": 41, "after": 42}
     assert notification["details"]["lineage"] == {"before": "L1", "after": "L1", "changed": False}
     assert notification["details"]["previous_version_id"] == "v1"
     json.dumps(notification)
 
 
-def test_severity_follows_lineage_and_serial() -> None:
-    assert state_changed(event(), KEY, header(5, "L2"), header(4), "v1").severity is Severity.CRITICAL
-    assert state_changed(event(), KEY, header(3), header(4), "v1").severity is Severity.WARNING
-    assert state_changed(event(), KEY, header(0), None, None).severity is Severity.INFO
+def test_severity_follows_lineage_serial_and_removals() -> None:
+    assert changed(index(5, "L2"), index(4)).severity is Severity.CRITICAL
+    assert changed(index(3), index(4)).severity is Severity.WARNING
+    assert changed(index(0), None).severity is Severity.INFO
+    three = index(4, resources={"a.a": 1, "a.b": 1, "a.c": 1})
+    assert changed(index(5), three, threshold=3).severity is Severity.INFO
+    assert changed(index(5), three, threshold=2).severity is Severity.WARNING
+
+
+def test_encrypted_state_reports_size_and_no_diff() -> None:
+    notification = changed(index(3, encrypted=True), index(2, encrypted=True))
+    assert notification.summary == "network [prod]: serial 2→3 (encrypted, 1234 bytes)"
+    assert notification.details["resources"] is None and notification.details["encrypted"] is True
+
+
+def test_long_lists_are_cut_but_counts_stay_complete() -> None:
+    notification = changed(index(1, resources={f"null_resource.r[{i}]": i for i in range(2000)}), None)
+    resources = notification.details["resources"]
+    assert len(resources["added"]) == 500 and resources["counts"]["added"] == 2000 and resources["truncated"]
 
 
 def test_first_write_reports_a_created_state() -> None:
-    notification = state_changed(event(), KEY, header(1), None, None)
-    assert notification.summary == "network [prod]: created at serial 1"
+    notification = changed(index(1, resources={"aws_instance.a": 1}), None)
+    assert notification.summary == "network [prod]: created at serial 1: +1 ~0 -0"
     assert notification.details["serial"] == {"before": None, "after": 1}
 
 
 def test_id_is_stable_per_version_and_differs_between_versions() -> None:
-    first = state_changed(event("v2"), KEY, header(2), header(1), "v1").id
-    assert first == state_changed(event("v2"), KEY, header(2), header(1), "v1").id
-    assert first != state_changed(event("v3"), KEY, header(2), header(1), "v1").id
+    first = changed(index(2), index(1), "v2").id
+    assert first == changed(index(2), index(1), "v2").id
+    assert first != changed(index(2), index(1), "v3").id
 
 
 def test_console_channel_writes_two_readable_lines() -> None:
     stream = io.StringIO()
-    ConsoleChannel(stream).send(state_changed(event(), KEY, header(42), header(41), "v1"))
+    ConsoleChannel(stream).send(changed(index(42), index(41)))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0] == "11:05:21 INFO     state.changed  network [prod]: serial 41→42"
+    assert lines[0] == "11:05:21 INFO     state.changed  network [prod]: serial 41→42: +0 ~0 -0"
     assert "s3://tfstate/env:/prod/network/terraform.tfstate" in lines[1]
     assert "version v2" in lines[1] and "by AWS:AIDAEXAMPLE" in lines[1]

@@ -10,6 +10,7 @@ REQUIRED = {
     "GUARDIAN_STATE_BUCKET": "tfstate",
     "GUARDIAN_LOCK_TABLE": "tf-locks",
     "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:aws:dynamodb:us-east-1:1:table/tf-locks/stream/x",
+    "GUARDIAN_TABLE": "tfstate-guardian",
 }
 
 

@@ -1,0 +1,121 @@
+import json
+
+import pytest
+
+from bench.generate_state import generate_state, state_bytes
+from chalicelib.domain.state import parse_state_header
+from chalicelib.domain.state_index import StateDiff, index_state, resource_address
+from chalicelib.errors import NotAStateError
+from tests.support.events import EVENTS
+from tests.support.events import state_bytes as captured
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("path", sorted((EVENTS / "states").glob("state_*.json")), ids=lambda p: p.name)
+def test_captured_states_index_like_their_header(path) -> None:
+    data = path.read_bytes()
+    index = index_state([data])
+    assert index.header == parse_state_header(data, complete=True)
+    assert index.size == len(data)
+    assert set(index.outputs) == set(json.loads(data)["outputs"])
+
+
+def test_addresses_are_terraforms_own() -> None:
+    index = index_state([captured("state_tf1.11.4_after_state_push_fake_aws_resources.json")])
+    assert sorted(index.resources) == ["aws_instance.web[0]", "aws_s3_bucket.logs", "terraform_data.probe"]
+    state = {
+        "version": 4,
+        "serial": 1,
+        "lineage": "L",
+        "outputs": {},
+        "resources": [
+            {"module": "module.net", "mode": "managed", "type": "aws_subnet", "name": "a", "instances": [
+                {"index_key": "eu-west-1a", "attributes": {}}, {"index_key": 'we"ird', "attributes": {}}]},
+            {"mode": "data", "type": "aws_ami", "name": "ubuntu", "instances": [{"attributes": {}}]},
+            {"module": 'module.x["k"]', "mode": "managed", "type": "null_resource", "name": "n", "instances": [
+                {"index_key": 3, "attributes": {}}]},
+        ],
+    }  # fmt: skip
+    assert sorted(index_state([json.dumps(state).encode()]).resources) == [
+        "data.aws_ami.ubuntu",
+        'module.net.aws_subnet.a["eu-west-1a"]',
+        'module.net.aws_subnet.a["we\\"ird"]',
+        'module.x["k"].null_resource.n[3]',
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096, 1 << 20])
+def test_chunk_boundaries_do_not_matter(size: int) -> None:
+    data = state_bytes(generate_state(60, seed=3))
+    assert index_state(chunked(data, size)) == index_state([data])
+
+
+def test_diff_tells_added_changed_and_removed() -> None:
+    before = generate_state(30, seed=1)
+    after = json.loads(json.dumps(before))
+    after["serial"] += 1
+    removed = after["resources"].pop(0)
+    after["resources"][0]["instances"][0]["attributes"]["ami"] = "ami-new"
+    after["resources"].append(
+        {"mode": "managed", "type": "aws_eip", "name": "ip", "instances": [{"attributes": {"id": "x"}}]}
+    )
+    after["outputs"]["endpoint"]["value"] = "changed"
+    after["outputs"]["new"] = {"value": 1, "type": "number"}
+    del after["outputs"]["db_password"]
+
+    diff = StateDiff.between(index_state([state_bytes(before)]), index_state([state_bytes(after)]))
+    first = after["resources"][0]
+    key = first["instances"][0].get("index_key")
+    expected = resource_address(first.get("module"), first["mode"], first["type"], first["name"])
+    expected += "" if key is None else f"[{json.dumps(key)}]"
+    assert diff.resources_added == ["aws_eip.ip"]
+    assert diff.resources_changed == [expected]
+    assert len(diff.resources_removed) == len(removed["instances"])
+    assert (diff.outputs_added, diff.outputs_changed, diff.outputs_removed) == (["new"], ["endpoint"], ["db_password"])
+
+
+def test_identical_states_differ_in_nothing() -> None:
+    data = state_bytes(generate_state(40, seed=2))
+    compact = json.dumps(json.loads(data), separators=(",", ":")).encode()
+    diff = StateDiff.between(index_state([data]), index_state([compact]))
+    assert diff == StateDiff([], [], [], [], [], [])
+
+
+def test_encrypted_state_gives_header_only() -> None:
+    data = json.dumps(
+        {"serial": 2, "lineage": "L", "meta": {}, "encrypted_data": "QUJD" * 100, "encryption_version": "v0"}
+    ).encode()
+    index = index_state(chunked(data, 50))
+    assert index.header.encrypted and index.header.serial == 2
+    assert index.resources == {} and index.outputs == {}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"   ",
+        b"not json",
+        b"[]",
+        b'{"version": 4, "serial": 1, "lineage": "L", "resources": [}',
+        b'{"version": 4, "serial": 1, "lineage": "L", "resources": {}}',
+        b'{"version": 4, "serial": 1, "lineage": "L", "resources": [1]}',
+        b'{"version": 4, "serial": 1, "lineage": "L", "resources": [{"mode": "managed"}]}',
+        b'{"version": 4, "serial": 1, "lineage": "L", "outputs": []}',
+        b'{"version": 4, "serial": 1, "lineage": "L"} trailing',
+        b'{"version": 4, "serial": 1, "lineage": "L"',
+        b'{"version": 5, "serial": 1, "lineage": "L"}',
+        b"\x89PNG\r\n\x1a\n\x00\x00",
+    ],
+)
+def test_what_is_not_a_state_is_refused(data: bytes) -> None:
+    with pytest.raises(NotAStateError):
+        index_state(chunked(data, 5) or [b""])
+
+
+def test_no_value_survives_in_the_index() -> None:
+    index = index_state([state_bytes(generate_state(20, secret="planted-secret-value"))])
+    assert "planted-secret-value" not in repr(index)
