@@ -6,6 +6,8 @@ import json
 import boto3
 import pytest
 
+from chalicelib import composition
+from chalicelib.errors import ChannelDeliveryError
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
 
@@ -152,9 +154,6 @@ def test_replayed_events_notify_once(aws, stack) -> None:
 
 
 def test_a_failing_channel_is_retried_without_duplicating_the_others(aws, stack, monkeypatch) -> None:
-    from chalicelib import composition
-    from chalicelib.errors import ChannelDeliveryError
-
     notifier = composition.container().notifier
     topic = next(channel for channel in notifier.channels if channel.name == "sns")
     real_send = topic.send
