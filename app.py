@@ -34,12 +34,13 @@ def observe(event: Any, get_response: Any) -> Any:
 
 @app.on_s3_event(bucket=settings.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
 def on_state_object_event(event: S3Event) -> None:
-    container().state_changes.handle(parse_s3_event(event.to_dict()))
+    container().bucket_events.handle(parse_s3_event(event.to_dict()))
 
 
 @app.on_dynamodb_record(stream_arn=settings.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
 def on_lock_table_change(event: DynamoDBEvent) -> None:
-    container().lock_table_changes.handle(parse_lock_table_batch(event.to_dict(), settings.lock_table))
+    guardian = container()
+    guardian.locks.handle_stream(parse_lock_table_batch(event.to_dict(), guardian.settings.lock_table))
 
 
 @app.route("/health", methods=["GET"], authorizer=iam)

@@ -15,7 +15,8 @@ from chalicelib.adapters.sns_topic import SnsTopic
 from chalicelib.channels.console import ConsoleChannel
 from chalicelib.channels.jsonl_file import JsonLinesFileChannel
 from chalicelib.domain.state_keys import StateKeyFilter
-from chalicelib.services.lock_table_changes import LockTableChangeService
+from chalicelib.services.bucket_events import BucketEventRouter
+from chalicelib.services.lock_lifecycle import LockLifecycleService
 from chalicelib.services.notifier import Channel, Notifier
 from chalicelib.services.state_changes import StateChangeService
 from chalicelib.settings import Settings, load_settings
@@ -79,16 +80,31 @@ class Container:
     def state_changes(self) -> StateChangeService:
         return StateChangeService(
             self.state_bucket,
+            self.guardian_table,
             self.notifier,
             lock_table=self.settings.lock_table,
-            state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
             removed_resources_warning=self.settings.removed_resources_warning,
         )
 
     @cached_property
-    def lock_table_changes(self) -> LockTableChangeService:
-        return LockTableChangeService()
+    def locks(self) -> LockLifecycleService:
+        return LockLifecycleService(
+            self.guardian_table,
+            self.state_bucket,
+            self.notifier,
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+            quiet_operations=self.settings.quiet_operations,
+        )
+
+    @cached_property
+    def bucket_events(self) -> BucketEventRouter:
+        return BucketEventRouter(
+            self.settings.state_bucket,
+            StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
+            self.state_changes,
+            self.locks,
+        )
 
 
 _installed: Container | None = None

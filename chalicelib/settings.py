@@ -11,6 +11,8 @@ from chalicelib.errors import SettingsError
 
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
 DEFAULT_STATE_KEY_SUFFIX = ".tfstate"
+# Plans take and release a lock on every run: quiet unless a team asks for them.
+DEFAULT_QUIET_OPERATIONS = frozenset({"OperationTypePlan"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Settings:
     state_header_bytes: int = 4096
     max_state_bytes: int = 64 * 1024 * 1024
     channel_attempts: int = 3
+    quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +54,9 @@ class Settings:
             state_header_bytes=_positive_int(env, "GUARDIAN_STATE_HEADER_BYTES", 4096),
             max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 64 * 1024 * 1024),
             channel_attempts=_positive_int(env, "GUARDIAN_CHANNEL_ATTEMPTS", 3),
+            quiet_operations=frozenset(
+                _list(env, "GUARDIAN_QUIET_OPERATIONS", tuple(DEFAULT_QUIET_OPERATIONS), strip=" ", empty="none")
+            ),
         )
 
 
@@ -94,10 +100,14 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
     return value
 
 
-def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], strip: str = " /") -> tuple[str, ...]:
+def _list(
+    env: Mapping[str, str], name: str, default: tuple[str, ...], strip: str = " /", empty: str | None = None
+) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
+    if empty is not None and raw.strip() == empty:
+        return ()
     values = tuple(part.strip(strip) for part in raw.split(",") if part.strip(strip))
     if not values:
         raise SettingsError(f"{name} must list at least one value, separated by commas")

@@ -137,7 +137,8 @@ class LocalStack:
     def pump(self) -> int:
         """Deliver every S3 event and stream record that is waiting; the number of invocations made."""
         with self._pump_lock:
-            return self._pump_s3() + self._pump_stream()
+            # Stream records first: a lock is taken before the state write it covers.
+            return self._pump_stream() + self._pump_s3()
 
     def _pump_s3(self) -> int:
         assert self._watcher is not None and self._handlers is not None

@@ -1,12 +1,16 @@
-"""`GuardianTable`: the guardian's own DynamoDB table; here, the ledger that makes each delivery happen once."""
+"""`GuardianTable`: the guardian's own DynamoDB table: the delivery ledger and the lock sessions it has seen."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
+from chalicelib.domain.locks import LockInfo, LockSession
+from chalicelib.errors import MalformedEventError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -15,6 +19,8 @@ PENDING = "pending"
 SENT = "sent"
 # Long enough to outlive every retry of an S3 event or a stream batch.
 DELIVERY_RECORD_DAYS = 8
+LOCK_SESSION_DAYS = 30
+RECENT_SESSIONS = 10
 
 
 class GuardianTable:
@@ -80,3 +86,82 @@ class GuardianTable:
             raise translate(exc, f"release delivery in {self.name}") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"release delivery in {self.name}") from exc
+
+    def record_lock_acquired(self, lock: LockInfo, source: str, at: datetime) -> None:
+        """Remember a lock as taken at `at`; the same lock seen through both mechanisms stays one session."""
+        self._update_session(
+            lock,
+            "SET info = :info, acquired_at = if_not_exists(acquired_at, :at),"
+            " #source = if_not_exists(#source, :source), expires_at = :expires",
+            {":at": {"S": _iso(at)}, ":source": {"S": source}},
+        )
+
+    def record_lock_released(self, lock: LockInfo, source: str, at: datetime) -> LockSession:
+        """Remember a lock as released at `at`; the session as it now stands."""
+        item = self._update_session(
+            lock,
+            "SET info = :info, released_at = if_not_exists(released_at, :at),"
+            " acquired_at = if_not_exists(acquired_at, :created), #source = if_not_exists(#source, :source),"
+            " expires_at = :expires",
+            {":at": {"S": _iso(at)}, ":created": {"S": _iso(lock.created_at())}, ":source": {"S": source}},
+        )
+        return _session(item)
+
+    def recent_lock_sessions(self, path: str) -> list[LockSession]:
+        """The latest lock sessions of one state (`<bucket>/<key>`), newest first."""
+        try:
+            response = self._client.query(
+                TableName=self.name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"lock#{path}"}},
+                ScanIndexForward=False,
+                Limit=RECENT_SESSIONS,
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read lock sessions in {self.name}") from exc
+        sessions = []
+        for item in response.get("Items", []):
+            try:
+                sessions.append(_session(item))
+            except MalformedEventError:
+                continue  # written by another version of the guardian; not ours to judge
+        return sessions
+
+    def _update_session(self, lock: LockInfo, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+        info = json.dumps(
+            {"ID": lock.id, "Operation": lock.operation, "Who": lock.who, "Version": lock.version,
+             "Created": lock.created, "Path": lock.path},
+            separators=(",", ":"),
+        )  # fmt: skip
+        expires = int(datetime.now(UTC).timestamp()) + LOCK_SESSION_DAYS * 86400
+        try:
+            response = self._client.update_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"lock#{lock.path}"}, "sk": {"S": f"{_iso(lock.created_at())}#{lock.id}"}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#source": "source"},
+                ExpressionAttributeValues={":info": {"S": info}, ":expires": {"N": str(expires)}, **values},
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"record lock session in {self.name}") from exc
+        return dict(response.get("Attributes", {}))
+
+
+def _iso(moment: datetime) -> str:
+    # Fixed width, so that sort keys order by time.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _session(item: dict[str, Any]) -> LockSession:
+    try:
+        released = item.get("released_at", {}).get("S")
+        return LockSession(
+            lock=LockInfo.parse(item["info"]["S"]),
+            source=item["source"]["S"],
+            acquired_at=datetime.fromisoformat(item["acquired_at"]["S"].replace("Z", "+00:00")),
+            released_at=datetime.fromisoformat(released.replace("Z", "+00:00")) if released else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedEventError(f"lock session item lacks {exc}") from None

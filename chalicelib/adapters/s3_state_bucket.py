@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
+from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
 from chalicelib.domain.state_index import StateIndex, index_state
-from chalicelib.errors import NotAStateError, StateTooLargeError
+from chalicelib.errors import MalformedEventError, NotAStateError, StateTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CHUNK_BYTES = 1 << 20
+LOCKFILE_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,18 @@ class S3StateBucket:
             raise translate(exc, action) from exc
         finally:
             response["Body"].close()
+
+    def read_lockfile(self, key: str, version_id: str | None) -> LockInfo:
+        """The LockInfo in one `.tflock` object version; raises `MalformedEventError` if it is not one."""
+        try:
+            response = self._client.get_object(**_address(self.name, key, version_id))
+            if response["ContentLength"] > LOCKFILE_MAX_BYTES:
+                response["Body"].close()
+                raise MalformedEventError(f"{key} is {response['ContentLength']} bytes, too large for a lockfile")
+            body = response["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read s3://{self.name}/{key}") from exc
+        return LockInfo.parse(body)
 
     def newest_version(self, key: str) -> NewestVersion | None:
         """The newest version of `key` that is not a delete marker; None when there is none."""

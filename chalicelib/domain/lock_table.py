@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from chalicelib.domain.locks import LockInfo
 from chalicelib.errors import MalformedEventError
 
 DIGEST_SUFFIX = "-md5"
 _EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
-_LOCK_INFO_FIELDS = ("ID", "Operation", "Who", "Version", "Created", "Path")
 
 
 class ItemKind(Enum):
@@ -21,42 +20,6 @@ class ItemKind(Enum):
 
     LOCK = "lock"
     DIGEST = "digest"
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """Terraform's LockInfo, as stored in a lock item's `Info` or in a `.tflock` object."""
-
-    id: str
-    operation: str
-    who: str
-    version: str
-    created: str
-    path: str
-    info: str
-
-    @classmethod
-    def parse(cls, raw: str) -> LockInfo:
-        """Parse the compact JSON Terraform writes; raises `MalformedEventError` on anything else."""
-        try:
-            data = json.loads(raw)
-        except (TypeError, json.JSONDecodeError):
-            raise MalformedEventError("LockInfo is not JSON") from None
-        if not isinstance(data, dict):
-            raise MalformedEventError("LockInfo is not a JSON object")
-        missing = [name for name in _LOCK_INFO_FIELDS if not isinstance(data.get(name), str)]
-        if missing:
-            raise MalformedEventError(f"LockInfo lacks string fields {', '.join(missing)}")
-        info = data.get("Info", "")
-        return cls(
-            id=data["ID"],
-            operation=data["Operation"],
-            who=data["Who"],
-            version=data["Version"],
-            created=data["Created"],
-            path=data["Path"],
-            info=info if isinstance(info, str) else "",
-        )
 
 
 @dataclass(frozen=True)
@@ -130,14 +93,19 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
     old_info, new_info = _string_attribute(old_image, "Info"), _string_attribute(new_image, "Info")
     if old_info is None and new_info is None:
         raise MalformedEventError(f"item {lock_id!r} has neither Info nor Digest")
+    old_lock = LockInfo.parse(old_info) if old_info is not None else None
+    new_lock = LockInfo.parse(new_info) if new_info is not None else None
+    for lock in (old_lock, new_lock):
+        if lock is not None and lock.path != lock_id:
+            raise MalformedEventError(f"LockInfo Path {lock.path!r} disagrees with LockID {lock_id!r}")
     return LockTableChange(
         event_name=event_name,
         kind=ItemKind.LOCK,
         state_path=lock_id,
         sequence_number=sequence_number,
         approximate_time=approximate_time,
-        old_lock=LockInfo.parse(old_info) if old_info is not None else None,
-        new_lock=LockInfo.parse(new_info) if new_info is not None else None,
+        old_lock=old_lock,
+        new_lock=new_lock,
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from chalicelib.domain.locks import WORKSPACE_DELETE_OPERATION, LockInfo, LockSession
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, StateIndex
@@ -29,6 +30,8 @@ class NotificationType(Enum):
 
     STATE_CHANGED = "state.changed"
     STATE_DELETED = "state.deleted"
+    LOCK_ACQUIRED = "lock.acquired"
+    LOCK_RELEASED = "lock.released"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def state_changed(
     before: StateIndex | None,
     previous_version_id: str | None,
     removed_resources_warning: int,
+    holder: LockSession | None = None,
 ) -> Notification:
     """The `state.changed` notification for one write of a state object."""
     new, old = after.header, before.header if before else None
@@ -100,7 +104,13 @@ def state_changed(
         key=event.key,
         workspace=state_key.workspace,
         summary=_state_changed_summary(
-            state_key=state_key, new=new, old=old, diff=diff, lineage_changed=lineage_changed, size=after.size
+            state_key=state_key,
+            new=new,
+            old=old,
+            diff=diff,
+            lineage_changed=lineage_changed,
+            size=after.size,
+            holder=holder,
         ),
         details={
             "serial": {"before": old.serial if old else None, "after": new.serial},
@@ -108,7 +118,7 @@ def state_changed(
             "terraform_version": new.terraform_version,
             "version_id": event.version_id,
             "previous_version_id": previous_version_id,
-            "lock": None,
+            "lock": holder.lock.to_dict(holder.source) if holder else None,
             "principal": event.principal,
             "resources": _changes(diff.resources_added, diff.resources_changed, diff.resources_removed)
             if diff
@@ -128,9 +138,13 @@ def state_deleted(
     last_serial: int | None,
     restore: str | None,
     state_gone: bool,
+    holder: LockSession | None = None,
 ) -> Notification:
     """The `state.deleted` notification for a delete marker or a permanent delete of a state version."""
-    if event.change is ObjectChange.DELETE_MARKER_CREATED:
+    workspace_deleted = holder is not None and holder.lock.operation == WORKSPACE_DELETE_OPERATION
+    if workspace_deleted and holder is not None:
+        what = f"workspace deleted by {holder.lock.who}"
+    elif event.change is ObjectChange.DELETE_MARKER_CREATED:
         what = "deleted (delete marker)"
     elif state_gone:
         what = f"deleted: version {event.version_id} permanently removed"
@@ -139,7 +153,7 @@ def state_deleted(
     return Notification(
         id=dedupe_id(NotificationType.STATE_DELETED, event.bucket, event.key, event.dedupe_token),
         type=NotificationType.STATE_DELETED,
-        severity=Severity.CRITICAL if state_gone else Severity.WARNING,
+        severity=Severity.CRITICAL if state_gone and not workspace_deleted else Severity.WARNING,
         occurred_at=event.event_time,
         bucket=event.bucket,
         key=event.key,
@@ -151,8 +165,56 @@ def state_deleted(
             "last_serial": last_serial,
             "restore": restore,
             "principal": event.principal,
+            "lock": holder.lock.to_dict(holder.source) if holder else None,
+            "workspace_deleted": workspace_deleted,
         },
     )
+
+
+def lock_acquired(*, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime) -> Notification:
+    """`lock.acquired`; its id is the lock's, so one lock taken through both mechanisms notifies once."""
+    bucket = lock.path.partition("/")[0]
+    return Notification(
+        id=dedupe_id(NotificationType.LOCK_ACQUIRED, lock.path, lock.id),
+        type=NotificationType.LOCK_ACQUIRED,
+        severity=Severity.INFO,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: locked by {lock.who} ({lock.short_operation}, Terraform {lock.version})",
+        details={"lock": lock.to_dict(source)},
+    )
+
+
+def lock_released(
+    *, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime, held_for_s: float | None
+) -> Notification:
+    """`lock.released`, with how long the lock was held (from its `Created`)."""
+    bucket = lock.path.partition("/")[0]
+    held = f" after {_duration(held_for_s)}" if held_for_s is not None else ""
+    return Notification(
+        id=dedupe_id(NotificationType.LOCK_RELEASED, lock.path, lock.id),
+        type=NotificationType.LOCK_RELEASED,
+        severity=Severity.INFO,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: unlocked by {lock.who}{held} ({lock.short_operation})",
+        details={"lock": lock.to_dict(source), "held_for_s": held_for_s},
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    whole = max(0, round(seconds))
+    if whole < 120:
+        return f"{whole}s"
+    if whole < 7200:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _changes(added: list[str], changed: list[str], removed: list[str]) -> dict[str, Any]:
@@ -172,9 +234,12 @@ def _state_changed_summary(
     diff: StateDiff | None,
     lineage_changed: bool,
     size: int,
+    holder: LockSession | None,
 ) -> str:
     name = state_key.display_name
     summary = f"{name}: created at serial {new.serial}" if old is None else f"{name}: serial {old.serial}→{new.serial}"
+    if holder is not None:
+        summary += f" by {holder.lock.who} ({holder.lock.short_operation})"
     if lineage_changed:
         summary += " (lineage changed)"
     elif old is not None and new.serial < old.serial:

@@ -1,4 +1,4 @@
-"""`StateChangeService`: turns S3 events on the state bucket into `state.changed` and `state.deleted`."""
+"""`StateChangeService`: turns S3 events on state keys into `state.changed` and `state.deleted`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import shlex
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
-from chalicelib.domain.s3_events import ObjectChange, ObjectEvent, S3EventBatch
+from chalicelib.domain.locks import LockSession, holder_at
+from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state_index import StateIndex
-from chalicelib.domain.state_keys import StateKey, StateKeyFilter, is_lockfile
+from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import NotAStateError, ObjectNotFoundError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.notifier import Notifier
@@ -23,35 +25,23 @@ class StateChangeService:
     def __init__(
         self,
         bucket: S3StateBucket,
+        sessions: GuardianTable,
         notifier: Notifier,
         *,
         lock_table: str,
-        state_keys: StateKeyFilter,
         workspace_key_prefixes: tuple[str, ...],
         removed_resources_warning: int,
     ) -> None:
         self._bucket = bucket
+        self._sessions = sessions
         self._notifier = notifier
         self._lock_table = lock_table
-        self._state_keys = state_keys
         self._workspace_key_prefixes = workspace_key_prefixes
         self._removed_resources_warning = removed_resources_warning
 
-    def handle(self, batch: S3EventBatch) -> None:
-        """Handle every record; skip (with a warning and a metric) what cannot be a state write."""
-        for reason in batch.rejected:
-            _skip("malformed S3 event record", reason=reason)
-        for event in batch.events:
-            self._handle_event(event)
-
-    def _handle_event(self, event: ObjectEvent) -> None:
-        if event.bucket != self._bucket.name:
-            _skip("event of another bucket", bucket=event.bucket, key=event.key)
-        elif is_lockfile(event.key):
-            logger.debug("lockfile event", key=event.key, event_name=event.event_name)
-        elif not self._state_keys.matches(event.key):
-            logger.debug("not a state key", key=event.key)
-        elif event.change is ObjectChange.CREATED:
+    def handle_event(self, event: ObjectEvent) -> None:
+        """One event about a state key: a write, a delete marker or a permanent delete."""
+        if event.change is ObjectChange.CREATED:
             self._state_written(event)
         else:
             self._state_removed(event)
@@ -75,6 +65,7 @@ class StateChangeService:
                 before=before,
                 previous_version_id=previous_version_id,
                 removed_resources_warning=self._removed_resources_warning,
+                holder=self._holder_at(event),
             )
         )
 
@@ -111,8 +102,12 @@ class StateChangeService:
                 last_serial=last_serial,
                 restore=restore,
                 state_gone=newest is None or not newest.is_current,
+                holder=self._holder_at(event),
             )
         )
+
+    def _holder_at(self, event: ObjectEvent) -> LockSession | None:
+        return holder_at(self._sessions.recent_lock_sessions(f"{event.bucket}/{event.key}"), event.event_time)
 
     def _remove_delete_marker_command(self, key: str, marker_version_id: str) -> str:
         # Removing the marker makes the last version current again, byte for byte: its digest still matches.

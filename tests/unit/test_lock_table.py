@@ -1,6 +1,7 @@
 import pytest
 
-from chalicelib.domain.lock_table import ItemKind, LockInfo, parse_lock_table_batch
+from chalicelib.domain.lock_table import ItemKind, parse_lock_table_batch
+from chalicelib.domain.locks import LockInfo
 from chalicelib.errors import MalformedEventError
 from tests.support.events import captured_stream, load_event, state_bytes
 
