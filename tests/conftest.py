@@ -50,6 +50,12 @@ class RunningStack:
         assert self.stack.resources is not None
         return self.stack.resources
 
+    @property
+    def app(self) -> Any:
+        """The app module, whose handlers take raw Lambda events as Lambda calls them."""
+        assert self.stack.app is not None
+        return self.stack.app
+
     def pump(self) -> int:
         return self.stack.pump()
 

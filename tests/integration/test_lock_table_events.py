@@ -42,8 +42,7 @@ def expected_lock_notifications(records: list[dict]) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (EVENTS / "stream").glob("tf*.json")))
 def test_captured_scenarios_replayed_three_times_notify_once(stack: RunningStack, name: str, capsys) -> None:
-    assert stack.stack.app is not None
-    handler = stack.stack.app.on_lock_table_change
+    handler = stack.app.on_lock_table_change
     event = captured_stream(name, stack.resources.lock_table_stream_arn)
     for _ in range(3):
         handler(event, None)
@@ -54,13 +53,12 @@ def test_captured_scenarios_replayed_three_times_notify_once(stack: RunningStack
 
 def test_plans_notify_when_a_team_asks_for_them(stack: RunningStack, monkeypatch) -> None:
     monkeypatch.setattr(composition.container().locks, "_quiet_operations", frozenset())
-    stack.stack.app.on_lock_table_change(captured_stream("tf1.11.4_plan.json"), None)
+    stack.app.on_lock_table_change(captured_stream("tf1.11.4_plan.json"), None)
     assert [n["type"] for n in stack.notifications()] == ["lock.acquired", "lock.released"]
     assert stack.notifications()[0]["summary"] == "app: locked by root@vm (plan, Terraform 1.11.4)"
 
 
 def test_poison_records_are_skipped_and_the_batch_goes_on(stack: RunningStack, capsys) -> None:
-    assert stack.stack.app is not None
     table_arn = stack.resources.lock_table_stream_arn
     good = captured_stream("tf1.11.4_apply_changing_state.json", table_arn)["Records"]
     lock_record = good[0]
@@ -84,7 +82,7 @@ def test_poison_records_are_skipped_and_the_batch_goes_on(stack: RunningStack, c
         {**lock_record, "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/x"},
         {"eventName": "INSERT"},
     ]  # fmt: skip
-    stack.stack.app.on_lock_table_change({"Records": [*poison, *good]}, None)
+    stack.app.on_lock_table_change({"Records": [*poison, *good]}, None)
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["RecordsSkipped"] == len(poison)
     assert [n["type"] for n in stack.notifications()] == ["lock.acquired", "lock.released"]

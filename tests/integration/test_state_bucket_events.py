@@ -55,7 +55,7 @@ def test_predecessor_is_the_previous_version_whatever_order_events_arrive_in(aws
     key = "app/terraform.tfstate"
     first = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
     second = put(aws, stack, key, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
-    handler = stack.stack.app.on_state_object_event
+    handler = stack.app.on_state_object_event
     handler(aws_event(stack.resources.state_bucket, key, second), None)
     handler(aws_event(stack.resources.state_bucket, key, first), None)
     later, earlier = stack.notifications()
@@ -146,7 +146,7 @@ def test_permanent_delete_of_the_current_version_gives_copy_and_digest_commands(
 def test_replayed_events_notify_once(aws, stack) -> None:
     key = "app/terraform.tfstate"
     version = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
-    handler = stack.stack.app.on_state_object_event
+    handler = stack.app.on_state_object_event
     for _ in range(3):
         handler(aws_event(stack.resources.state_bucket, key, version), None)
     stack.pump()  # the local event source delivers the same write a fourth time
@@ -170,7 +170,7 @@ def test_a_failing_channel_is_retried_without_duplicating_the_others(aws, stack,
     key = "app/terraform.tfstate"
     version = put(aws, stack, key, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
     event = aws_event(stack.resources.state_bucket, key, version)
-    handler = stack.stack.app.on_state_object_event
+    handler = stack.app.on_state_object_event
     with pytest.raises(ChannelDeliveryError):
         handler(event, None)  # three attempts fail: Lambda would retry the event
     handler(event, None)  # the retry reaches SNS on its second attempt
