@@ -7,16 +7,21 @@ from local_stack.provision import Resources
 EXAMPLE_KEY = "demo/terraform.tfstate"
 
 
-def backend_block_modern(endpoint: str, resources: Resources, key: str = EXAMPLE_KEY) -> str:
-    """For Terraform 1.6 and later (`endpoints`, `use_path_style`)."""
+def backend_block_modern(
+    endpoint: str, resources: Resources, key: str = EXAMPLE_KEY, *, dynamodb: bool = True, lockfile: bool = False
+) -> str:
+    """For Terraform 1.6 and later (`endpoints`, `use_path_style`); lockfiles need Terraform 1.10 or later."""
+    locking = f'    dynamodb_table = "{resources.lock_table}"\n' if dynamodb else ""
+    if lockfile:
+        locking += "    use_lockfile   = true\n"
+    else:
+        locking += "    # use_lockfile = true  # Terraform >= 1.10: lock with an S3 lockfile too (or instead)\n"
     return f"""terraform {{
   backend "s3" {{
     bucket         = "{resources.state_bucket}"
     key            = "{key}"
     region         = "{resources.region}"
-    dynamodb_table = "{resources.lock_table}"
-    # use_lockfile = true  # Terraform >= 1.10: lock with an S3 lockfile too (or instead of dynamodb_table)
-    encrypt        = true
+{locking}    encrypt        = true
     access_key     = "test"
     secret_key     = "test"
 

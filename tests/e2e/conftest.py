@@ -23,6 +23,11 @@ def terraform(request: pytest.FixtureRequest) -> Terraform:
     return found
 
 
+@pytest.fixture(scope="session")
+def terraform_1_0_3() -> Terraform:
+    return find_terraform_1_0_3()
+
+
 def configuration(terraform: Terraform) -> str:
     """A configuration that needs no provider download: `terraform_data` from 1.4 on, outputs only before."""
     if terraform.modern:
