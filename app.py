@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import Chalice, DynamoDBEvent, IAMAuthorizer, S3Event
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, IAMAuthorizer, Rate, S3Event
 
 from chalicelib.composition import container
 from chalicelib.domain.lock_table import parse_lock_table_batch
@@ -41,6 +42,11 @@ def on_state_object_event(event: S3Event) -> None:
 def on_lock_table_change(event: DynamoDBEvent) -> None:
     guardian = container()
     guardian.locks.handle_stream(parse_lock_table_batch(event.to_dict(), guardian.settings.lock_table))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def verify_state_digests(event: CloudWatchEvent) -> None:
+    container().digests.verify(datetime.now(UTC))
 
 
 @app.route("/health", methods=["GET"], authorizer=iam)

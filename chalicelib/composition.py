@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
 
 import boto3
 from botocore.config import Config
 
+from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.adapters.sns_topic import SnsTopic
@@ -16,6 +18,7 @@ from chalicelib.channels.console import ConsoleChannel
 from chalicelib.channels.jsonl_file import JsonLinesFileChannel
 from chalicelib.domain.state_keys import StateKeyFilter
 from chalicelib.services.bucket_events import BucketEventRouter
+from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.lock_lifecycle import LockLifecycleService
 from chalicelib.services.notifier import Channel, Notifier
 from chalicelib.services.state_changes import StateChangeService
@@ -81,10 +84,26 @@ class Container:
         return StateChangeService(
             self.state_bucket,
             self.guardian_table,
+            self.digests,
             self.notifier,
             lock_table=self.settings.lock_table,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
             removed_resources_warning=self.settings.removed_resources_warning,
+        )
+
+    @cached_property
+    def lock_table(self) -> DynamoLockTable:
+        return DynamoLockTable(self.dynamodb, self.settings.lock_table)
+
+    @cached_property
+    def digests(self) -> DigestCheckService:
+        return DigestCheckService(
+            self.state_bucket,
+            self.lock_table,
+            self.guardian_table,
+            self.notifier,
+            grace=timedelta(seconds=self.settings.digest_grace_s),
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 
     @cached_property

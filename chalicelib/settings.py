@@ -33,6 +33,7 @@ class Settings:
     state_header_bytes: int = 4096
     max_state_bytes: int = 64 * 1024 * 1024
     channel_attempts: int = 3
+    digest_grace_s: int = 30
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
 
     @classmethod
@@ -54,6 +55,7 @@ class Settings:
             state_header_bytes=_positive_int(env, "GUARDIAN_STATE_HEADER_BYTES", 4096),
             max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 64 * 1024 * 1024),
             channel_attempts=_positive_int(env, "GUARDIAN_CHANNEL_ATTEMPTS", 3),
+            digest_grace_s=_positive_int(env, "GUARDIAN_DIGEST_GRACE_S", 30, minimum=0),
             quiet_operations=frozenset(
                 _list(env, "GUARDIAN_QUIET_OPERATIONS", tuple(DEFAULT_QUIET_OPERATIONS), strip=" ", empty="none")
             ),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
+from chalicelib.domain.digests import DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession
 from chalicelib.errors import MalformedEventError
 
@@ -21,6 +22,7 @@ SENT = "sent"
 DELIVERY_RECORD_DAYS = 8
 LOCK_SESSION_DAYS = 30
 RECENT_SESSIONS = 10
+DIGEST_SUSPECTS = "digest-suspects"
 
 
 class GuardianTable:
@@ -127,6 +129,68 @@ class GuardianTable:
             except MalformedEventError:
                 continue  # written by another version of the guardian; not ours to judge
         return sessions
+
+    def put_digest_suspect(self, suspect: DigestSuspect) -> None:
+        """Remember a state whose bytes did not match its digest, to look at again after the grace period."""
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={
+                    "pk": {"S": DIGEST_SUSPECTS},
+                    "sk": {"S": suspect.state_path},
+                    "version_id": {"S": suspect.version_id},
+                    "first_seen": {"S": _iso(suspect.first_seen)},
+                    "expires_at": {"N": str(int(suspect.first_seen.timestamp()) + DELIVERY_RECORD_DAYS * 86400)},
+                },
+                # A later sighting of the same mismatch keeps the first one's time.
+                ConditionExpression="attribute_not_exists(pk) OR version_id <> :version",
+                ExpressionAttributeValues={":version": {"S": suspect.version_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise translate(exc, f"record a digest suspect in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"record a digest suspect in {self.name}") from exc
+
+    def digest_suspects(self) -> list[DigestSuspect]:
+        """Every state waiting for a second look at its digest."""
+        suspects: list[DigestSuspect] = []
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self.name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": DIGEST_SUSPECTS}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    suspects.append(
+                        DigestSuspect(
+                            state_path=item["sk"]["S"],
+                            version_id=item["version_id"]["S"],
+                            first_seen=datetime.fromisoformat(item["first_seen"]["S"].replace("Z", "+00:00")),
+                        )
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read digest suspects in {self.name}") from exc
+        return suspects
+
+    def clear_digest_suspect(self, suspect: DigestSuspect) -> None:
+        """Forget a suspect, unless a newer sighting replaced it meanwhile."""
+        try:
+            self._client.delete_item(
+                TableName=self.name,
+                Key={"pk": {"S": DIGEST_SUSPECTS}, "sk": {"S": suspect.state_path}},
+                ConditionExpression="version_id = :version",
+                ExpressionAttributeValues={":version": {"S": suspect.version_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise translate(exc, f"clear a digest suspect in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"clear a digest suspect in {self.name}") from exc
 
     def _update_session(self, lock: LockInfo, expression: str, values: dict[str, Any]) -> dict[str, Any]:
         info = json.dumps(

@@ -30,6 +30,7 @@ class NotificationType(Enum):
 
     STATE_CHANGED = "state.changed"
     STATE_DELETED = "state.deleted"
+    DIGEST_MISMATCH = "digest.mismatch"
     LOCK_ACQUIRED = "lock.acquired"
     LOCK_RELEASED = "lock.released"
 
@@ -168,6 +169,30 @@ def state_deleted(
             "lock": holder.lock.to_dict(holder.source) if holder else None,
             "workspace_deleted": workspace_deleted,
         },
+    )
+
+
+def digest_mismatch(
+    *,
+    bucket: str,
+    state_key: StateKey,
+    version_id: str,
+    calculated: str,
+    stored: str,
+    occurred_at: datetime,
+    repair: str,
+) -> Notification:
+    """`digest.mismatch`: every Terraform client of this state fails until the digest is repaired."""
+    return Notification(
+        id=dedupe_id(NotificationType.DIGEST_MISMATCH, bucket, state_key.key, version_id, stored),
+        type=NotificationType.DIGEST_MISMATCH,
+        severity=Severity.CRITICAL,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: digest mismatch, Terraform will refuse this state",
+        details={"calculated": calculated, "stored": stored, "version_id": version_id, "repair": repair},
     )
 
 

@@ -8,6 +8,7 @@ Values are reduced to digests at once: no attribute or output value outlives the
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class StateIndex:
 
     header: StateHeader
     size: int
+    md5: str
     resources: dict[str, int]
     outputs: dict[str, int]
 
@@ -85,7 +87,9 @@ def index_state(chunks: Iterable[bytes]) -> StateIndex:
     header = header_from_fields(scalars, encrypted=encrypted)
     if encrypted:
         resources, outputs = {}, {}
-    return StateIndex(header=header, size=reader.consumed_bytes, resources=resources, outputs=outputs)
+    return StateIndex(
+        header=header, size=reader.consumed_bytes, md5=reader.md5.hexdigest(), resources=resources, outputs=outputs
+    )
 
 
 def _index_resource(resource: Any, into: dict[str, int]) -> None:
@@ -141,6 +145,7 @@ class _StreamingObjectReader:
         self._pos = 0
         self._eof = False
         self.consumed_bytes = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)  # Terraform's digest of the exact bytes
 
     def members(self) -> Iterator[str]:
         self._expect("{")
@@ -236,6 +241,7 @@ class _StreamingObjectReader:
                     parts.append(self._utf8.decode(b"", final=True))
                     break
                 self.consumed_bytes += len(chunk)
+                self.md5.update(chunk)
                 part = self._utf8.decode(chunk)
                 parts.append(part)
                 added += len(part)

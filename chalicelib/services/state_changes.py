@@ -16,6 +16,7 @@ from chalicelib.domain.state_index import StateIndex
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import NotAStateError, ObjectNotFoundError
 from chalicelib.observability import logger, metrics
+from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
 
 
@@ -26,6 +27,7 @@ class StateChangeService:
         self,
         bucket: S3StateBucket,
         sessions: GuardianTable,
+        digests: DigestCheckService,
         notifier: Notifier,
         *,
         lock_table: str,
@@ -34,6 +36,7 @@ class StateChangeService:
     ) -> None:
         self._bucket = bucket
         self._sessions = sessions
+        self._digests = digests
         self._notifier = notifier
         self._lock_table = lock_table
         self._workspace_key_prefixes = workspace_key_prefixes
@@ -56,6 +59,7 @@ class StateChangeService:
             # Deleted again before it could be read: its removal has an event of its own.
             _skip("state version no longer exists", key=event.key, version_id=event.version_id)
             return
+        self._digests.check_write(event.key, event.version_id, after.md5, event.event_time)
         previous_version_id, before = self._predecessor(event)
         self._notifier.notify(
             notifications.state_changed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import boto3
@@ -105,6 +106,21 @@ def test_resources_added_changed_removed_then_copied_back_then_deleted(
     assert restored["severity"] == "warning"
     assert restored["details"]["serial"]["after"] < restored["details"]["serial"]["before"]
     assert "serial went backwards" in restored["summary"]
+
+    # The copy left the digest behind: Terraform refuses the state, and the guardian says so.
+    assert tf.run("plan", "-no-color", "-input=false", check=False).returncode != 0
+    stack.stack.run_scheduled()
+    mismatch = stack.notifications()[-1]
+    assert mismatch["type"] == "digest.mismatch" and mismatch["severity"] == "critical"
+    assert mismatch["details"]["version_id"] == restored["details"]["version_id"]
+    # Its repair command, done through the API it names, makes Terraform accept the state again.
+    repair = shlex.split(mismatch["details"]["repair"])
+    item = json.loads(repair[repair.index("--item") + 1])
+    aws.client("dynamodb").put_item(TableName=repair[repair.index("--table-name") + 1], Item=item)
+    tf.run("plan", "-no-color", "-input=false")
+    stack.pump()
+    stack.stack.run_scheduled()
+    assert stack.notifications()[-1] == mismatch  # nothing more to say
 
     s3.delete_object(Bucket=bucket, Key=KEY)
     stack.pump()

@@ -186,3 +186,49 @@ def test_keys_that_are_not_states_are_ignored_by_suffix(aws, stack) -> None:
     stack.pump()
     assert stack.notifications() == []
     assert stack.failures() == ""
+
+
+def put_digest(aws, stack, key: str, body: bytes) -> None:
+    aws.client("dynamodb").put_item(
+        TableName=stack.resources.lock_table,
+        Item={
+            "LockID": {"S": f"{stack.resources.state_bucket}/{key}-md5"},
+            "Digest": {"S": hashlib.md5(body).hexdigest()},
+        },
+    )
+
+
+def test_a_digest_written_just_after_the_state_never_alarms(aws, stack) -> None:
+    key = "app/terraform.tfstate"
+    first = state_bytes("state_tf1.11.4_first_apply_serial1.json")
+    second = state_bytes("state_tf1.11.4_second_apply_serial2.json")
+    put(aws, stack, key, first)
+    put_digest(aws, stack, key, first)
+    put(aws, stack, key, second)
+    stack.pump()  # the event of the second write is seen before its digest is written: a suspect
+    put_digest(aws, stack, key, second)
+    stack.stack.run_scheduled()
+    assert [n["type"] for n in stack.notifications()] == ["state.changed", "state.changed"]
+
+
+def test_a_digest_left_behind_alarms_once_with_both_digests(aws, stack) -> None:
+    key = "app/terraform.tfstate"
+    first = state_bytes("state_tf1.11.4_first_apply_serial1.json")
+    second = state_bytes("state_tf1.11.4_second_apply_serial2.json")
+    put(aws, stack, key, first)
+    put_digest(aws, stack, key, first)
+    put(aws, stack, key, second)  # Terraform crashed before writing the digest
+    stack.pump()
+    stack.stack.run_scheduled()
+    stack.stack.run_scheduled()
+    mismatches = [n for n in stack.notifications() if n["type"] == "digest.mismatch"]
+    assert len(mismatches) == 1
+    assert mismatches[0]["details"]["calculated"] == hashlib.md5(second).hexdigest()
+    assert mismatches[0]["details"]["stored"] == hashlib.md5(first).hexdigest()
+
+
+def test_no_digest_item_means_no_check(aws, stack) -> None:
+    put(aws, stack, "lockfile-only/terraform.tfstate", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    stack.pump()
+    stack.stack.run_scheduled()
+    assert [n["type"] for n in stack.notifications()] == ["state.changed"]

@@ -36,6 +36,7 @@ def index(
     return StateIndex(
         header=StateHeader(serial=serial, lineage=lineage, terraform_version="1.11.4", encrypted=encrypted),
         size=1234,
+        md5="0" * 32,
         resources=resources or {},
         outputs={},
     )
