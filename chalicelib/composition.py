@@ -11,11 +11,15 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+from chalicelib.adapters.event_bus import EventBus
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
+from chalicelib.adapters.secrets import SecretValue
 from chalicelib.adapters.sns_topic import SnsTopic
 from chalicelib.channels.console import ConsoleChannel
 from chalicelib.channels.jsonl_file import JsonLinesFileChannel
+from chalicelib.channels.slack import SlackChannel
+from chalicelib.channels.webhook import WebhookChannel
 from chalicelib.domain.state_keys import StateKeyFilter
 from chalicelib.services.bucket_events import BucketEventRouter
 from chalicelib.services.digest_checks import DigestCheckService
@@ -26,6 +30,7 @@ from chalicelib.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
@@ -52,6 +57,10 @@ class Container:
         return self._session.client("sns", config=_CLIENT_CONFIG)
 
     @cached_property
+    def events(self) -> EventBridgeClient:
+        return self._session.client("events", config=_CLIENT_CONFIG)
+
+    @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._session.client("dynamodb", config=_CLIENT_CONFIG)
 
@@ -71,13 +80,20 @@ class Container:
     @cached_property
     def notifier(self) -> Notifier:
         channels: list[Channel] = []
-        if self.settings.notify_topic_arn:
-            channels.append(SnsTopic(self.sns, self.settings.notify_topic_arn))
+        settings = self.settings
+        if settings.notify_topic_arn:
+            channels.append(SnsTopic(self.sns, settings.notify_topic_arn))
+        if settings.notify_event_bus:
+            channels.append(EventBus(self.events, settings.notify_event_bus))
+        if settings.slack_webhook_secret:
+            channels.append(SlackChannel(SecretValue(settings.slack_webhook_secret)))
+        if settings.webhook_url and settings.webhook_secret:
+            channels.append(WebhookChannel(settings.webhook_url, SecretValue(settings.webhook_secret)))
         if self.settings.notify_file:
             channels.append(JsonLinesFileChannel(self.settings.notify_file))
         if self.settings.notify_console:
             channels.append(ConsoleChannel(self._console or sys.stdout))
-        return Notifier(channels, self.guardian_table, attempts=self.settings.channel_attempts)
+        return Notifier(channels, self.guardian_table, attempts=settings.channel_attempts, routes=settings.routes)
 
     @cached_property
     def state_changes(self) -> StateChangeService:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from chalicelib.errors import SettingsError
@@ -24,6 +24,11 @@ class Settings:
     lock_table_stream_arn: str
     guardian_table: str
     notify_topic_arn: str | None = None
+    notify_event_bus: str | None = None
+    slack_webhook_secret: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    routes: dict[str, frozenset[str]] = field(default_factory=dict)
     notify_file: str | None = None
     notify_console: bool = False
     workspace_key_prefixes: tuple[str, ...] = (DEFAULT_WORKSPACE_KEY_PREFIX,)
@@ -46,6 +51,11 @@ class Settings:
             lock_table_stream_arn=_required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"),
             guardian_table=_required(env, "GUARDIAN_TABLE"),
             notify_topic_arn=_optional(env, "GUARDIAN_NOTIFY_TOPIC_ARN"),
+            notify_event_bus=_optional(env, "GUARDIAN_NOTIFY_EVENT_BUS"),
+            slack_webhook_secret=_optional(env, "GUARDIAN_SLACK_WEBHOOK_SECRET"),
+            webhook_url=_optional(env, "GUARDIAN_WEBHOOK_URL"),
+            webhook_secret=_requires(env, "GUARDIAN_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_URL"),
+            routes=_routes(env, "GUARDIAN_ROUTES"),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),
@@ -114,3 +124,24 @@ def _list(
     if not values:
         raise SettingsError(f"{name} must list at least one value, separated by commas")
     return values
+
+
+def _requires(env: Mapping[str, str], name: str, companion: str) -> str | None:
+    value = _optional(env, name)
+    if _optional(env, companion) and not value:
+        raise SettingsError(f"{name} is required when {companion} is set")
+    return value
+
+
+def _routes(env: Mapping[str, str], name: str) -> dict[str, frozenset[str]]:
+    """`channel=type,type;channel=*`: which notification types each named channel receives."""
+    routes: dict[str, frozenset[str]] = {}
+    for part in env.get(name, "").split(";"):
+        if not part.strip():
+            continue
+        channel, sep, types = part.partition("=")
+        kinds = frozenset(kind.strip() for kind in types.split(",") if kind.strip())
+        if not sep or not channel.strip() or not kinds:
+            raise SettingsError(f"{name} must look like slack=state.changed,state.deleted;sns=*")
+        routes[channel.strip()] = kinds
+    return routes

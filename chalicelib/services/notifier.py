@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -43,12 +43,14 @@ class Notifier:
         ledger: DeliveryLedger,
         *,
         attempts: int = 3,
+        routes: Mapping[str, frozenset[str]] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.channels = list(channels)
         self._ledger = ledger
         self._attempts = attempts
+        self._routes = dict(routes or {})
         self._clock = clock
         self._sleep = sleep
 
@@ -59,6 +61,8 @@ class Notifier:
         """
         failed: list[str] = []
         for channel in self.channels:
+            if not self._routed(channel.name, notification.type.value):
+                continue
             if not self._ledger.claim_delivery(notification.id, channel.name, now=self._clock(), lease_s=LEASE_S):
                 logger.info("notification already delivered", channel=channel.name, notification_id=notification.id)
                 continue
@@ -79,6 +83,11 @@ class Notifier:
             bucket=notification.bucket,
             key=notification.key,
         )
+
+    def _routed(self, channel: str, kind: str) -> bool:
+        """A channel without a route gets everything; one with a route gets what it names, or `*`."""
+        wanted = self._routes.get(channel)
+        return wanted is None or "*" in wanted or kind in wanted
 
     def _send_with_retries(self, channel: Channel, notification: Notification) -> bool:
         for attempt in range(1, self._attempts + 1):
