@@ -3,16 +3,65 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools import Metrics
 
 from chalicelib import composition
+from chalicelib.observability import SERVICE, logger
+from chalicelib.services.notifier import Notifier
 from local_stack.emulator import MotoServer, free_port
 from local_stack.stack import REGION, LocalStack, StackOptions
+from tests.support.secrets import leaks
+
+# Everything the guardian said during the current test: notifications, log lines and metrics.
+_SURFACES: list[tuple[str, str]] = []
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _SURFACES.append(("log", self.format(record)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _watch_what_the_guardian_says() -> Iterator[None]:
+    handler = _Collect()
+    handler.setFormatter(logger.registered_formatter)
+    handler.setLevel(logging.DEBUG)
+    service_logger = logging.getLogger(SERVICE)
+    level = service_logger.level
+    service_logger.addHandler(handler)
+    service_logger.setLevel(logging.DEBUG)  # debug lines must not leak either
+    notify, flush = Notifier.notify, Metrics.flush_metrics
+
+    def watched_notify(self: Notifier, notification: Any) -> None:
+        _SURFACES.append(("notification", json.dumps(notification.to_dict())))
+        notify(self, notification)
+
+    def watched_flush(self: Metrics, *args: Any, **kwargs: Any) -> None:
+        _SURFACES.append(("metrics", json.dumps(self.serialize_metric_set())))
+        flush(self, *args, **kwargs)
+
+    Notifier.notify = watched_notify  # type: ignore[method-assign]
+    Metrics.flush_metrics = watched_flush  # type: ignore[method-assign]
+    yield
+    Notifier.notify, Metrics.flush_metrics = notify, flush  # type: ignore[method-assign]
+    service_logger.removeHandler(handler)
+    service_logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def no_planted_secret_is_ever_said() -> Iterator[None]:
+    """States hold secrets in plaintext: none may reach a notification, a log line or a metric, in any test."""
+    _SURFACES.clear()
+    yield
+    found = [(where, secret) for where, text in _SURFACES for secret in leaks(text)]
+    assert not found, f"planted secrets were said: {found}"
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def notification(kind: NotificationType = NotificationType.STATE_CHANGED, id: st
 @pytest.fixture(autouse=True)
 def fresh_parameters() -> None:
     """Powertools caches parameters per process; each test has its own emulator state."""
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

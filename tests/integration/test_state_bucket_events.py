@@ -10,6 +10,7 @@ from chalicelib import composition
 from chalicelib.errors import ChannelDeliveryError
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
+from tests.support.secrets import CORPUS, leaks
 
 
 def put(aws: boto3.session.Session, stack: RunningStack, key: str, body: bytes) -> str:
@@ -232,3 +233,27 @@ def test_no_digest_item_means_no_check(aws, stack) -> None:
     stack.pump()
     stack.stack.run_scheduled()
     assert [n["type"] for n in stack.notifications()] == ["state.changed"]
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.tfstate")), ids=lambda p: p.name)
+def test_the_secret_corpus_through_every_notification_type(aws, stack, path) -> None:
+    """The autouse check in conftest fails this test if a planted secret is said anywhere."""
+    s3 = aws.client("s3")
+    key = f"corpus/{path.stem}/terraform.tfstate"
+    body = path.read_bytes()
+    put(aws, stack, key, body)
+    put_digest(aws, stack, key, b"other bytes")  # a mismatch too
+    changed = json.loads(body)
+    changed["serial"] += 1
+    for resource in changed["resources"]:
+        for instance in resource["instances"]:
+            instance["attributes"]["id"] = "changed"
+    put(aws, stack, key, json.dumps(changed).encode())
+    stack.pump()
+    stack.stack.run_scheduled()
+    s3.delete_object(Bucket=stack.resources.state_bucket, Key=key)
+    stack.pump()
+    kinds = [n["type"] for n in stack.notifications()]
+    assert kinds == ["state.changed", "state.changed", "digest.mismatch", "state.deleted"]
+    text = stack.notify_file.read_text() + stack.log_file.read_text()
+    assert leaks(text) == []
