@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 TERRAFORM_1_0_3 := .tools/terraform-1.0.3
 TERRAFORM_1_0_3_INSTALLED := $(TERRAFORM_1_0_3)/.installed
 
-.PHONY: install run test lint unit integration e2e clean
+.PHONY: install run test lint unit integration e2e bench clean
 
 install: $(INSTALLED) $(TERRAFORM_1_0_3_INSTALLED)
 
@@ -41,6 +41,9 @@ integration: $(INSTALLED)
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e
+
+bench: $(INSTALLED)
+	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .tools .local .mypy_cache .pytest_cache .ruff_cache

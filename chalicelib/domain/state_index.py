@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import json.scanner
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ from chalicelib.domain.state import StateHeader, header_from_fields
 from chalicelib.errors import NotAStateError
 
 _WHITESPACE = " \t\n\r"
+_NOT_WHITESPACE = re.compile(r"[^ \t\n\r]")
 _COMPACT_AT = 1 << 20  # drop consumed text once this much has piled up
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
 
@@ -109,7 +112,8 @@ def _index_resource(resource: Any, into: dict[str, int]) -> None:
         if instance.get("deposed"):
             address += f" (deposed {instance['deposed']})"
         attributes = instance.get("attributes", instance.get("attributes_flat"))
-        into[address] = hash(repr((attributes, instance.get("status"))))
+        status = instance.get("status")  # "tainted" changes what the next apply does
+        into[address] = hash(repr(attributes) if status is None else repr((attributes, status)))
 
 
 def resource_address(module: Any, mode: Any, type_name: Any, name: Any) -> str:
@@ -130,7 +134,9 @@ def _index_suffix(index_key: Any) -> str:
     if isinstance(index_key, int) and not isinstance(index_key, bool):
         return f"[{index_key}]"
     if isinstance(index_key, str):
-        return f"[{json.dumps(index_key, ensure_ascii=False)}]"
+        if '"' in index_key or "\\" in index_key or not index_key.isprintable():
+            return f"[{json.dumps(index_key, ensure_ascii=False)}]"
+        return f'["{index_key}"]'
     raise NotAStateError("a resource instance has an index_key that is neither a number nor a string")
 
 
@@ -140,7 +146,8 @@ class _StreamingObjectReader:
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._decoder = json.JSONDecoder()
+        # The C scanner behind json.loads, without the wrapper that re-scans whitespace on each call.
+        self._scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
         self._text = ""
         self._pos = 0
         self._eof = False
@@ -188,8 +195,8 @@ class _StreamingObjectReader:
         self._peek()
         while True:
             try:
-                value, end = self._decoder.raw_decode(self._text, self._pos)
-            except json.JSONDecodeError:
+                value, end = self._scan(self._text, self._pos)
+            except (json.JSONDecodeError, StopIteration):
                 if self._eof:
                     raise NotAStateError("not valid JSON") from None
                 # At least double what is pending, so that a value spanning many chunks is retried
@@ -205,10 +212,11 @@ class _StreamingObjectReader:
 
     def _peek(self) -> str:
         while True:
-            while self._pos < len(self._text) and self._text[self._pos] in _WHITESPACE:
-                self._pos += 1
-            if self._pos < len(self._text):
+            found = _NOT_WHITESPACE.search(self._text, self._pos)
+            if found is not None:
+                self._pos = found.start()
                 return self._text[self._pos]
+            self._pos = len(self._text)
             if self._eof:
                 raise NotAStateError("the JSON ends too early")
             self._read()
