@@ -182,7 +182,7 @@ def calls_per_event(resources: Resources, app: Any) -> Figure:
     return Figure("S3 and DynamoDB calls per state-write event (channels aside)", detail, None, "≤ 5", total <= 5)
 
 
-def stream_batch(resources: Resources, app: Any) -> Figure:
+def stream_batch(resources: Resources, app: Any) -> list[Figure]:
     sns = boto3.session.Session().client("sns")
 
     def batch() -> dict[str, Any]:
@@ -211,22 +211,45 @@ def stream_batch(resources: Resources, app: Any) -> Figure:
                 )
         return {"Records": records}
 
-    def unavoidable(event: dict[str, Any]) -> None:
+    def deserialised(event: dict[str, Any]) -> list[str]:
+        messages = []
         for record in event["Records"]:
             body = record["dynamodb"]
-            info = json.loads((body.get("NewImage") or body["OldImage"])["Info"]["S"])
-            sns.publish(TopicArn=resources.notify_topic_arn, Message=json.dumps({"lock": info}))
+            messages.append(json.dumps({"lock": json.loads((body.get("NewImage") or body["OldImage"])["Info"]["S"])}))
+        return messages
 
-    baseline = min(cpu_of(lambda: unavoidable(batch())) for _ in range(REPEATS))
+    def one_by_one(event: dict[str, Any]) -> None:
+        """The issue's baseline: a loop that deserialises each record and publishes its notification."""
+        for message in deserialised(event):
+            sns.publish(TopicArn=resources.notify_topic_arn, Message=message)
+
+    def ten_at_a_time(event: dict[str, Any]) -> None:
+        """A stricter baseline: the same, publishing ten to a request as the guardian does."""
+        entries = [{"Id": uuid.uuid4().hex, "Message": message} for message in deserialised(event)]
+        for start in range(0, len(entries), 10):
+            sns.publish_batch(
+                TopicArn=resources.notify_topic_arn, PublishBatchRequestEntries=entries[start : start + 10]
+            )
+
     guardian = min(cpu_of(lambda: app.on_lock_table_change(batch(), None)) for _ in range(REPEATS))
-    ratio = guardian / baseline
-    return Figure(
-        "CPU per 100-record stream batch vs deserialise + publish only",
-        f"{guardian * 1000:.0f} ms vs {baseline * 1000:.0f} ms",
-        ratio,
-        "≤ 1.5×",
-        ratio <= 1.5,
-    )
+    loop = min(cpu_of(lambda: one_by_one(batch())) for _ in range(REPEATS))
+    batched = min(cpu_of(lambda: ten_at_a_time(batch())) for _ in range(REPEATS))
+    return [
+        Figure(
+            "CPU per 100-record stream batch vs a deserialise-and-publish loop",
+            f"{guardian * 1000:.0f} ms vs {loop * 1000:.0f} ms",
+            guardian / loop,
+            "≤ 1.5×",
+            guardian / loop <= 1.5,
+        ),
+        Figure(
+            "CPU per 100-record stream batch vs the same loop publishing ten per request",
+            f"{guardian * 1000:.0f} ms vs {batched * 1000:.0f} ms",
+            guardian / batched,
+            "—",
+            None,
+        ),
+    ]
 
 
 def machine() -> str:
@@ -290,7 +313,7 @@ def main() -> int:
         composition.install(composition.Container(Settings.from_env({**os.environ, "GUARDIAN_NOTIFY_TOPIC_ARN": ""})))
         figures.append(calls_per_event(resources, app))
         composition.install(composition.Container(Settings.from_env()))
-        figures.append(stream_batch(resources, app))
+        figures.extend(stream_batch(resources, app))
     finally:
         server.stop()
     text = report(figures)

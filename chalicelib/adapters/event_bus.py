@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 SOURCE = "tfstate-guardian"
+PUT_EVENTS_BATCH = 10
 
 
 class EventBus:
@@ -27,20 +29,28 @@ class EventBus:
         self.bus_name = bus_name
 
     def send(self, notification: Notification) -> None:
-        try:
-            response = self._client.put_events(
-                Entries=[
-                    {
-                        "Source": SOURCE,
-                        "DetailType": notification.type.value,
-                        "Detail": json.dumps(notification.to_dict(), separators=(",", ":")),
-                        "EventBusName": self.bus_name,
-                        "Resources": [f"arn:aws:s3:::{notification.bucket}/{notification.key}"],
-                    }
-                ]
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"put an event on {self.bus_name}") from exc
-        if response.get("FailedEntryCount"):
-            codes = {entry.get("ErrorCode", "") for entry in response.get("Entries", []) if entry.get("ErrorCode")}
-            raise TransientAwsError(f"EventBridge refused the event: {', '.join(sorted(codes))}")
+        if self.send_batch([notification]):
+            raise TransientAwsError(f"EventBridge refused the event {notification.id}")
+
+    def send_batch(self, notifications: Sequence[Notification]) -> list[str]:
+        """Put up to ten events per request; the ids EventBridge refused."""
+        failed: list[str] = []
+        for start in range(0, len(notifications), PUT_EVENTS_BATCH):
+            chunk = notifications[start : start + PUT_EVENTS_BATCH]
+            try:
+                response = self._client.put_events(Entries=[self._entry(n) for n in chunk])
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, f"put events on {self.bus_name}") from exc
+            if response.get("FailedEntryCount"):
+                entries = response.get("Entries", [])
+                failed.extend(n.id for n, entry in zip(chunk, entries, strict=False) if entry.get("ErrorCode"))
+        return failed
+
+    def _entry(self, notification: Notification) -> Any:
+        return {
+            "Source": SOURCE,
+            "DetailType": notification.type.value,
+            "Detail": json.dumps(notification.to_dict(), separators=(",", ":")),
+            "EventBusName": self.bus_name,
+            "Resources": [f"arn:aws:s3:::{notification.bucket}/{notification.key}"],
+        }

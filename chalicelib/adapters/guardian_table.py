@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +11,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.digests import DigestSuspect
-from chalicelib.domain.locks import LockInfo, LockSession
-from chalicelib.errors import MalformedEventError
+from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
+from chalicelib.errors import MalformedEventError, TransientAwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -23,6 +24,11 @@ DELIVERY_RECORD_DAYS = 8
 LOCK_SESSION_DAYS = 30
 RECENT_SESSIONS = 10
 DIGEST_SUSPECTS = "digest-suspects"
+TRANSACTION_ITEMS = 100
+BATCH_WRITE_ITEMS = 25
+BATCH_WRITE_ATTEMPTS = 5
+# Never claimed, or claimed by an invocation whose lease ran out before it completed or released the claim.
+_CLAIMABLE = "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)"
 
 
 class GuardianTable:
@@ -32,82 +38,146 @@ class GuardianTable:
         self._client = client
         self.name = table
 
-    def claim_delivery(self, notification_id: str, channel: str, *, now: float, lease_s: float) -> bool:
-        """Take the right to deliver one notification to one channel.
+    def claim_deliveries(self, notification_ids: list[str], channel: str, *, now: float, lease_s: float) -> set[str]:
+        """Take the right to deliver each notification to one channel; the ids whose right was taken.
 
-        False when it was delivered already, or another invocation is delivering it and its lease holds.
+        An id is left out when it was delivered already, or another invocation holds an unexpired lease on it.
+        The claims go in transactions of up to 100: one request for a whole stream batch.
         """
-        try:
-            self._client.put_item(
-                TableName=self.name,
-                Item={
-                    "pk": {"S": f"delivery#{notification_id}"},
-                    "sk": {"S": channel},
-                    "status": {"S": PENDING},
-                    "lease_until": {"N": str(now + lease_s)},
-                    "expires_at": {"N": str(int(now) + DELIVERY_RECORD_DAYS * 86400)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"N": str(now)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, f"claim delivery in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"claim delivery in {self.name}") from exc
-        return True
+        claimed: set[str] = set()
+        expires = str(int(now) + DELIVERY_RECORD_DAYS * 86400)
+        unique = list(dict.fromkeys(notification_ids))
+        for start in range(0, len(unique), TRANSACTION_ITEMS):
+            pending = unique[start : start + TRANSACTION_ITEMS]
+            while pending:
+                actions: list[Any] = [
+                    {
+                        "Put": {
+                            "TableName": self.name,
+                            "Item": {
+                                "pk": {"S": f"delivery#{notification_id}"},
+                                "sk": {"S": channel},
+                                "status": {"S": PENDING},
+                                "lease_until": {"N": str(now + lease_s)},
+                                "expires_at": {"N": expires},
+                            },
+                            "ConditionExpression": _CLAIMABLE,
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {":pending": {"S": PENDING}, ":now": {"N": str(now)}},
+                        }
+                    }
+                    for notification_id in pending
+                ]
+                refused = self._transact(actions, "claim deliveries")
+                if not refused:
+                    claimed.update(pending)
+                    break
+                pending = [nid for position, nid in enumerate(pending) if position not in refused]
+        return claimed
 
-    def complete_delivery(self, notification_id: str, channel: str) -> None:
-        """Record that the notification reached the channel: later claims of it fail."""
-        try:
-            self._client.update_item(
-                TableName=self.name,
-                Key={"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}},
-                UpdateExpression="SET #status = :sent REMOVE lease_until",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":sent": {"S": SENT}},
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"complete delivery in {self.name}") from exc
-
-    def release_delivery(self, notification_id: str, channel: str) -> None:
-        """Give a claim back after a failed delivery, so that a retry may deliver it."""
-        try:
-            self._client.delete_item(
-                TableName=self.name,
-                Key={"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}},
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":pending": {"S": PENDING}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise translate(exc, f"release delivery in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"release delivery in {self.name}") from exc
-
-    def record_lock_acquired(self, lock: LockInfo, source: str, at: datetime) -> None:
-        """Remember a lock as taken at `at`; the same lock seen through both mechanisms stays one session."""
-        self._update_session(
-            lock,
-            "SET info = :info, acquired_at = if_not_exists(acquired_at, :at),"
-            " #source = if_not_exists(#source, :source), expires_at = :expires",
-            {":at": {"S": _iso(at)}, ":source": {"S": source}},
+    def complete_deliveries(self, notification_ids: list[str], channel: str, *, now: float) -> None:
+        """Record that the notifications reached the channel: later claims of them fail."""
+        expires = str(int(now) + DELIVERY_RECORD_DAYS * 86400)
+        self._batch_write(
+            [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": f"delivery#{notification_id}"},
+                            "sk": {"S": channel},
+                            "status": {"S": SENT},
+                            "expires_at": {"N": expires},
+                        }
+                    }
+                }
+                for notification_id in dict.fromkeys(notification_ids)
+            ],
+            "complete deliveries",
         )
 
-    def record_lock_released(self, lock: LockInfo, source: str, at: datetime) -> LockSession:
-        """Remember a lock as released at `at`; the session as it now stands."""
-        item = self._update_session(
-            lock,
-            "SET info = :info, released_at = if_not_exists(released_at, :at),"
-            " acquired_at = if_not_exists(acquired_at, :created), #source = if_not_exists(#source, :source),"
-            " expires_at = :expires",
-            {":at": {"S": _iso(at)}, ":created": {"S": _iso(lock.created_at())}, ":source": {"S": source}},
+    def release_deliveries(self, notification_ids: list[str], channel: str) -> None:
+        """Give claims back after failed deliveries, so that a retry may deliver them."""
+        self._batch_write(
+            [
+                {"DeleteRequest": {"Key": {"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}}}}
+                for notification_id in dict.fromkeys(notification_ids)
+            ],
+            "release deliveries",
         )
-        return _session(item)
+
+    def record_lock_sessions(self, sightings: list[LockSighting]) -> None:
+        """Remember locks as taken or released; the first time seen of each wins, so replays change nothing.
+
+        The same lock seen through both mechanisms, or taken and released in one batch, stays one session.
+        """
+        merged: dict[tuple[str, str], list[LockSighting]] = {}
+        for sighting in sightings:
+            merged.setdefault((sighting.lock.path, _session_key(sighting.lock)), []).append(sighting)
+        expires = str(int(datetime.now(UTC).timestamp()) + LOCK_SESSION_DAYS * 86400)
+        actions: list[Any] = []
+        for (path, sort_key), seen in merged.items():
+            lock = seen[0].lock
+            values: dict[str, Any] = {
+                ":info": {"S": _lock_info_json(lock)},
+                ":source": {"S": seen[0].source},
+                ":expires": {"N": expires},
+                ":created": {"S": _iso(lock.created_at())},
+            }
+            sets = ["info = :info", "#source = if_not_exists(#source, :source)", "expires_at = :expires"]
+            acquired = [s.at for s in seen if not s.released]
+            released = [s.at for s in seen if s.released]
+            if acquired:
+                values[":acquired"] = {"S": _iso(min(acquired))}
+                sets.append("acquired_at = if_not_exists(acquired_at, :acquired)")
+            else:
+                sets.append("acquired_at = if_not_exists(acquired_at, :created)")
+            if released:
+                values[":released"] = {"S": _iso(min(released))}
+                sets.append("released_at = if_not_exists(released_at, :released)")
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.name,
+                        "Key": {"pk": {"S": f"lock#{path}"}, "sk": {"S": sort_key}},
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ExpressionAttributeNames": {"#source": "source"},
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            )
+        for start in range(0, len(actions), TRANSACTION_ITEMS):
+            if self._transact(actions[start : start + TRANSACTION_ITEMS], "record lock sessions"):
+                raise TransientAwsError("recording lock sessions was refused")
+
+    def _transact(self, actions: list[Any], what: str) -> set[int]:
+        """Run one transaction; the positions refused by their condition (then nothing was written)."""
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons")
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException" and reasons:
+                refused = {i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
+                if refused:
+                    return refused
+            raise translate(exc, f"{what} in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"{what} in {self.name}") from exc
+        return set()
+
+    def _batch_write(self, requests: list[Any], what: str) -> None:
+        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
+            chunk: dict[str, Any] = {self.name: requests[start : start + BATCH_WRITE_ITEMS]}
+            for attempt in range(BATCH_WRITE_ATTEMPTS):
+                try:
+                    response = self._client.batch_write_item(RequestItems=chunk)
+                except (ClientError, BotoCoreError) as exc:
+                    raise translate(exc, f"{what} in {self.name}") from exc
+                chunk = dict(response.get("UnprocessedItems") or {})
+                if not chunk:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if chunk:
+                raise TransientAwsError(f"{what} in {self.name}: items left unprocessed")
 
     def recent_lock_sessions(self, path: str) -> list[LockSession]:
         """The latest lock sessions of one state (`<bucket>/<key>`), newest first."""
@@ -192,25 +262,18 @@ class GuardianTable:
         except BotoCoreError as exc:
             raise translate(exc, f"clear a digest suspect in {self.name}") from exc
 
-    def _update_session(self, lock: LockInfo, expression: str, values: dict[str, Any]) -> dict[str, Any]:
-        info = json.dumps(
-            {"ID": lock.id, "Operation": lock.operation, "Who": lock.who, "Version": lock.version,
-             "Created": lock.created, "Path": lock.path},
-            separators=(",", ":"),
-        )  # fmt: skip
-        expires = int(datetime.now(UTC).timestamp()) + LOCK_SESSION_DAYS * 86400
-        try:
-            response = self._client.update_item(
-                TableName=self.name,
-                Key={"pk": {"S": f"lock#{lock.path}"}, "sk": {"S": f"{_iso(lock.created_at())}#{lock.id}"}},
-                UpdateExpression=expression,
-                ExpressionAttributeNames={"#source": "source"},
-                ExpressionAttributeValues={":info": {"S": info}, ":expires": {"N": str(expires)}, **values},
-                ReturnValues="ALL_NEW",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"record lock session in {self.name}") from exc
-        return dict(response.get("Attributes", {}))
+
+def _session_key(lock: LockInfo) -> str:
+    # By Created, so that the newest sessions of a state come first in a query.
+    return f"{_iso(lock.created_at())}#{lock.id}"
+
+
+def _lock_info_json(lock: LockInfo) -> str:
+    return json.dumps(
+        {"ID": lock.id, "Operation": lock.operation, "Who": lock.who, "Version": lock.version,
+         "Created": lock.created, "Path": lock.path},
+        separators=(",", ":"),
+    )  # fmt: skip
 
 
 def _iso(moment: datetime) -> str:

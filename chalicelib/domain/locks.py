@@ -126,6 +126,16 @@ class LockSession:
         return self.released_at is None or self.released_at + CLOCK_SLACK >= moment
 
 
+@dataclass(frozen=True)
+class LockSighting:
+    """A lock seen taken, or seen released, at a time of AWS's clock."""
+
+    lock: LockInfo
+    source: str
+    at: datetime
+    released: bool
+
+
 def holder_at(sessions: list[LockSession], moment: datetime) -> LockSession | None:
     """The session that held the lock at `moment`: the latest taken among those that cover it."""
     covering = [session for session in sessions if session.held_at(moment)]

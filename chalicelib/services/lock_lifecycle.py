@@ -9,8 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
-from chalicelib.domain.lock_table import ItemKind, LockTableBatch, LockTableChange
-from chalicelib.domain.locks import LockInfo, LockSource, split_path
+from chalicelib.domain.lock_table import ItemKind, LockTableBatch
+from chalicelib.domain.locks import LockSighting, LockSource, split_path
+from chalicelib.domain.notifications import Notification
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state_keys import StateKey, state_key_of_lockfile
 from chalicelib.errors import MalformedEventError, ObjectNotFoundError
@@ -37,22 +38,24 @@ class LockLifecycleService:
         self._quiet_operations = quiet_operations
 
     def handle_stream(self, batch: LockTableBatch) -> None:
-        """Handle a stream batch; a record it cannot use is skipped, never raised (it would block the shard)."""
+        """Handle a stream batch; a record it cannot use is skipped, never raised (it would block the shard).
+
+        The whole batch is written and delivered together: a few requests rather than a few per record.
+        """
         for reason in batch.rejected:
             _skip("lock table record skipped", reason=reason)
+        sightings: list[LockSighting] = []
         for change in batch.changes:
             if change.kind is ItemKind.DIGEST:
                 logger.debug("digest item changed", event_name=change.event_name, state_path=change.state_path)
-            else:
-                self._lock_item_changed(change)
-
-    def _lock_item_changed(self, change: LockTableChange) -> None:
-        at = change.approximate_time or datetime.now(UTC)
-        old, new = change.old_lock, change.new_lock
-        if old is not None and (new is None or new.id != old.id):
-            self._released(old, LockSource.DYNAMODB, at)
-        if new is not None and (old is None or old.id != new.id):
-            self._acquired(new, LockSource.DYNAMODB, at)
+                continue
+            at = change.approximate_time or datetime.now(UTC)
+            old, new = change.old_lock, change.new_lock
+            if old is not None and (new is None or new.id != old.id):
+                sightings.append(LockSighting(old, LockSource.DYNAMODB, at, released=True))
+            if new is not None and (old is None or old.id != new.id):
+                sightings.append(LockSighting(new, LockSource.DYNAMODB, at, released=False))
+        self._record_and_notify(sightings)
 
     def handle_lockfile_event(self, event: ObjectEvent) -> None:
         """A `.tflock` object was written (a lock taken) or deleted (a lock released)."""
@@ -70,41 +73,36 @@ class LockLifecycleService:
             if lock.path != state_path:
                 _skip("lockfile skipped", key=event.key, reason=f"Path {lock.path!r} is not {state_path!r}")
                 return
-            self._acquired(lock, LockSource.LOCKFILE, event.event_time)
+            self._record_and_notify([LockSighting(lock, LockSource.LOCKFILE, event.event_time, released=False)])
             return
         holder = next((s for s in self._sessions.recent_lock_sessions(state_path) if s.released_at is None), None)
         if holder is None:
             logger.info("lockfile removed with no lock session on record", key=event.key)
             return
-        self._released(holder.lock, LockSource.LOCKFILE, event.event_time)
+        self._record_and_notify([LockSighting(holder.lock, LockSource.LOCKFILE, event.event_time, released=True)])
 
-    def _acquired(self, lock: LockInfo, source: str, at: datetime) -> None:
-        self._sessions.record_lock_acquired(lock, source, at)
-        if lock.operation in self._quiet_operations:
-            logger.debug("quiet lock taken", lock_id=lock.id, operation=lock.operation)
+    def _record_and_notify(self, sightings: list[LockSighting]) -> None:
+        if not sightings:
             return
-        self._notifier.notify(
-            notifications.lock_acquired(lock=lock, source=source, state_key=self._state_key(lock), occurred_at=at)
-        )
+        self._sessions.record_lock_sessions(sightings)
+        loud = [s for s in sightings if s.lock.operation not in self._quiet_operations]
+        self._notifier.notify_all([self._notification(sighting) for sighting in loud])
 
-    def _released(self, lock: LockInfo, source: str, at: datetime) -> None:
-        self._sessions.record_lock_released(lock, source, at)
-        if lock.operation in self._quiet_operations:
-            logger.debug("quiet lock released", lock_id=lock.id, operation=lock.operation)
-            return
-        held_for = (at - lock.created_at()).total_seconds()
-        self._notifier.notify(
-            notifications.lock_released(
-                lock=lock,
-                source=source,
-                state_key=self._state_key(lock),
-                occurred_at=at,
-                held_for_s=round(max(held_for, 0.0), 3),
+    def _notification(self, sighting: LockSighting) -> Notification:
+        lock = sighting.lock
+        state_key = StateKey.parse(split_path(lock.path)[1], self._workspace_key_prefixes)
+        if not sighting.released:
+            return notifications.lock_acquired(
+                lock=lock, source=sighting.source, state_key=state_key, occurred_at=sighting.at
             )
+        held_for = (sighting.at - lock.created_at()).total_seconds()
+        return notifications.lock_released(
+            lock=lock,
+            source=sighting.source,
+            state_key=state_key,
+            occurred_at=sighting.at,
+            held_for_s=round(max(held_for, 0.0), 3),
         )
-
-    def _state_key(self, lock: LockInfo) -> StateKey:
-        return StateKey.parse(split_path(lock.path)[1], self._workspace_key_prefixes)
 
 
 def _skip(message: str, **keys: object) -> None:
