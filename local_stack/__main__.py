@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from chalicelib.observability import logger as guardian_logger
 from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
 from local_stack.emulator import EmulatorStartError, PortInUseError
 from local_stack.stack import LocalStack, StackOptions
@@ -37,6 +38,7 @@ def main() -> int:
     log = log_path.open("a", encoding="utf-8", buffering=1)
     # Handler logs and metrics go to the log file; the terminal keeps notifications and these messages.
     sys.stdout = log
+    guardian_logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
     stack = LocalStack(
         StackOptions(
             notify_file=notify_file,

@@ -76,6 +76,7 @@ def test_program_comes_up_notifies_and_stops_on_sigterm(tmp_path: Path) -> None:
         output = program.communicate(timeout=30)[0]
     assert program.returncode == 0, output
     assert "Traceback" not in output
+    assert '"level"' not in console + output and '"_aws"' not in console + output  # logs and metrics go to the file
     for port in (aws_port, api_port):  # everything it started is gone
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
