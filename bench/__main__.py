@@ -300,13 +300,7 @@ def main() -> int:
             guardian_table="bench-guardian",
             topic="bench",
         )
-        os.environ.update(
-            GUARDIAN_STATE_BUCKET=resources.state_bucket,
-            GUARDIAN_LOCK_TABLE=resources.lock_table,
-            GUARDIAN_LOCK_TABLE_STREAM_ARN=resources.lock_table_stream_arn,
-            GUARDIAN_TABLE=resources.guardian_table,
-            GUARDIAN_NOTIFY_TOPIC_ARN=resources.notify_topic_arn,
-        )
+        os.environ.update(resources.guardian_env())
         import app  # noqa: PLC0415 - the app reads its settings at import
 
         figures = diff_figures(session.client("s3"), resources.state_bucket)

@@ -20,6 +20,16 @@ class Resources:
     guardian_table: str
     notify_topic_arn: str
 
+    def guardian_env(self) -> dict[str, str]:
+        """The guardian's settings that name these resources."""
+        return {
+            "GUARDIAN_STATE_BUCKET": self.state_bucket,
+            "GUARDIAN_LOCK_TABLE": self.lock_table,
+            "GUARDIAN_LOCK_TABLE_STREAM_ARN": self.lock_table_stream_arn,
+            "GUARDIAN_TABLE": self.guardian_table,
+            "GUARDIAN_NOTIFY_TOPIC_ARN": self.notify_topic_arn,
+        }
+
 
 def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_table: str, topic: str) -> Resources:
     """Create the resources, or adopt them where they already exist."""

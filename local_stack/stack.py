@@ -111,11 +111,7 @@ class LocalStack:
 
     def _configure_guardian(self, resources: Resources) -> None:
         os.environ.update(
-            GUARDIAN_STATE_BUCKET=resources.state_bucket,
-            GUARDIAN_LOCK_TABLE=resources.lock_table,
-            GUARDIAN_LOCK_TABLE_STREAM_ARN=resources.lock_table_stream_arn,
-            GUARDIAN_TABLE=resources.guardian_table,
-            GUARDIAN_NOTIFY_TOPIC_ARN=resources.notify_topic_arn,
+            resources.guardian_env(),
             GUARDIAN_NOTIFY_FILE=str(self.options.notify_file),
             GUARDIAN_NOTIFY_CONSOLE="true" if self.options.console else "false",
             **self.options.extra_env,

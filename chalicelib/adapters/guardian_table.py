@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -202,8 +203,8 @@ class GuardianTable:
 
     def put_digest_suspect(self, suspect: DigestSuspect) -> None:
         """Remember a state whose bytes did not match its digest, to look at again after the grace period."""
-        try:
-            self._client.put_item(
+        self._unless_condition_fails(
+            lambda: self._client.put_item(
                 TableName=self.name,
                 Item={
                     "pk": {"S": DIGEST_SUSPECTS},
@@ -215,13 +216,9 @@ class GuardianTable:
                 # A later sighting of the same mismatch keeps the first one's time.
                 ConditionExpression="attribute_not_exists(pk) OR version_id <> :version",
                 ExpressionAttributeValues={":version": {"S": suspect.version_id}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise translate(exc, f"record a digest suspect in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"record a digest suspect in {self.name}") from exc
+            ),
+            "record a digest suspect",
+        )
 
     def digest_suspects(self) -> list[DigestSuspect]:
         """Every state waiting for a second look at its digest."""
@@ -248,19 +245,26 @@ class GuardianTable:
 
     def clear_digest_suspect(self, suspect: DigestSuspect) -> None:
         """Forget a suspect, unless a newer sighting replaced it meanwhile."""
-        try:
-            self._client.delete_item(
+        self._unless_condition_fails(
+            lambda: self._client.delete_item(
                 TableName=self.name,
                 Key={"pk": {"S": DIGEST_SUSPECTS}, "sk": {"S": suspect.state_path}},
                 ConditionExpression="version_id = :version",
                 ExpressionAttributeValues={":version": {"S": suspect.version_id}},
-            )
+            ),
+            "clear a digest suspect",
+        )
+
+    def _unless_condition_fails(self, write: Callable[[], object], what: str) -> None:
+        """Make a conditional write; a failed condition means there is nothing to do."""
+        try:
+            write()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return
-            raise translate(exc, f"clear a digest suspect in {self.name}") from exc
+            raise translate(exc, f"{what} in {self.name}") from exc
         except BotoCoreError as exc:
-            raise translate(exc, f"clear a digest suspect in {self.name}") from exc
+            raise translate(exc, f"{what} in {self.name}") from exc
 
 
 def _session_key(lock: LockInfo) -> str:

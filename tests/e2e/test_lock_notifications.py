@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
 from tests.conftest import RunningStack
 from tests.e2e.conftest import configuration
+from tests.support.events import state_bytes
 from tests.support.terraform import Terraform, TerraformDir, find_terraform_1_11
 
 KEY = "ops/terraform.tfstate"
@@ -68,6 +70,15 @@ def test_terraform_1_0_commands(terraform_1_0_3: Terraform, stack: RunningStack,
     tf.init()
     assert run_and_collect(stack, tf, "apply", "-auto-approve", "-no-color") == pair("OperationTypeApply")
     assert run_and_collect(stack, tf, "plan", "-no-color") == []
+    # Outputs alone have no resource to move or remove: push a state that has some (under a lock of its own).
+    current = json.loads(tf.run("state", "pull").stdout)
+    crafted = json.loads(state_bytes("state_tf1.11.4_after_state_push_fake_aws_resources.json"))
+    crafted.update(lineage=current["lineage"], serial=current["serial"] + 1, terraform_version="1.0.3")
+    crafted.pop("check_results", None)
+    (tf.path / "crafted.tfstate").write_text(json.dumps(crafted))
+    assert run_and_collect(stack, tf, "state", "push", "crafted.tfstate") == pair("state-push")
+    assert run_and_collect(stack, tf, "state", "mv", "aws_s3_bucket.logs", "aws_s3_bucket.moved") == pair("state-mv")
+    assert run_and_collect(stack, tf, "state", "rm", "aws_s3_bucket.moved") == pair("state-rm")
     assert run_and_collect(stack, tf, "workspace", "new", "-no-color", "staging") == pair("init")
     tf.run("workspace", "select", "-no-color", "default")
     assert run_and_collect(stack, tf, "workspace", "delete", "-no-color", "staging") == pair("state-replace-provider")
