@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, IAMAuthorizer, Rate, S3Event
+from chalice.app import BadRequestError, Chalice, CloudWatchEvent, DynamoDBEvent, IAMAuthorizer, Rate, S3Event
 
 from chalicelib.composition import container
 from chalicelib.domain.lock_table import parse_lock_table_batch
@@ -47,6 +47,21 @@ def on_lock_table_change(event: DynamoDBEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def verify_state_digests(event: CloudWatchEvent) -> None:
     container().digests.verify(datetime.now(UTC))
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def reap_stale_locks(event: CloudWatchEvent) -> None:
+    container().reaper.run(datetime.now(UTC))
+
+
+@app.route("/locks/reap", methods=["POST"], authorizer=iam)
+def reap_locks_now() -> dict[str, Any]:
+    body = (app.current_request.json_body if app.current_request else None) or {}
+    dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
+    if not isinstance(dry_run, bool):
+        raise BadRequestError('the body must be a JSON object like {"dry_run": true}')
+    outcomes = container().reaper.run(datetime.now(UTC), dry_run=dry_run)
+    return {"dry_run": dry_run, "locks": [outcome.to_dict() for outcome in outcomes]}
 
 
 @app.route("/health", methods=["GET"], authorizer=iam)

@@ -13,6 +13,7 @@ from botocore.config import Config
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.event_bus import EventBus
 from chalicelib.adapters.guardian_table import GuardianTable
+from chalicelib.adapters.http_liveness import HttpLivenessCheck
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.adapters.secrets import SecretValue
 from chalicelib.adapters.sns_topic import SnsTopic
@@ -24,6 +25,7 @@ from chalicelib.domain.state_keys import StateKeyFilter
 from chalicelib.services.bucket_events import BucketEventRouter
 from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.lock_lifecycle import LockLifecycleService
+from chalicelib.services.lock_reaper import LockReaper
 from chalicelib.services.notifier import Channel, Notifier
 from chalicelib.services.state_changes import StateChangeService
 from chalicelib.settings import Settings, load_settings
@@ -119,6 +121,20 @@ class Container:
             self.guardian_table,
             self.notifier,
             grace=timedelta(seconds=self.settings.digest_grace_s),
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+        )
+
+    @cached_property
+    def reaper(self) -> LockReaper:
+        checks = [HttpLivenessCheck(self.settings.liveness_url)] if self.settings.liveness_url else []
+        return LockReaper(
+            self.lock_table,
+            self.state_bucket,
+            self.guardian_table,
+            self.notifier,
+            self.digests,
+            policy=self.settings.reaper,
+            liveness_checks=checks,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 
+from chalicelib.domain.staleness import ReaperPolicy
 from chalicelib.errors import SettingsError
 
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
@@ -40,6 +42,8 @@ class Settings:
     channel_attempts: int = 3
     digest_grace_s: int = 30
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
+    reaper: ReaperPolicy = field(default_factory=ReaperPolicy)
+    liveness_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +60,17 @@ class Settings:
             webhook_url=_optional(env, "GUARDIAN_WEBHOOK_URL"),
             webhook_secret=_requires(env, "GUARDIAN_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_URL"),
             routes=_routes(env, "GUARDIAN_ROUTES"),
+            reaper=ReaperPolicy(
+                ttl=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_TTL_S", 7200, minimum=0)),
+                ttl_by_operation=dict(_durations(env, "GUARDIAN_REAP_TTL_BY_OPERATION")),
+                ttl_by_key=_durations(env, "GUARDIAN_REAP_TTL_BY_KEY"),
+                never_release=_list(env, "GUARDIAN_REAP_NEVER", (), strip=" "),
+                grace=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_GRACE_S", 900, minimum=0)),
+                quiet_window=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_QUIET_WINDOW_S", 3600, minimum=0)),
+                max_releases=_positive_int(env, "GUARDIAN_REAP_MAX_PER_RUN", 5, minimum=0),
+                dry_run=_flag(env, "GUARDIAN_REAP_DRY_RUN"),
+            ),
+            liveness_url=_optional(env, "GUARDIAN_LIVENESS_URL"),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),
@@ -145,3 +160,14 @@ def _routes(env: Mapping[str, str], name: str) -> dict[str, frozenset[str]]:
             raise SettingsError(f"{name} must look like slack=state.changed,state.deleted;sns=*")
         routes[channel.strip()] = kinds
     return routes
+
+
+def _durations(env: Mapping[str, str], name: str) -> tuple[tuple[str, timedelta], ...]:
+    """`what=seconds,what=seconds`, in order: per Operation, or per key pattern (the first match wins)."""
+    pairs = []
+    for part in _list(env, name, (), strip=" "):
+        what, sep, seconds = part.rpartition("=")
+        if not sep or not what.strip() or not seconds.strip().isdigit():
+            raise SettingsError(f"{name} must look like OperationTypePlan=1800,prod/*=14400")
+        pairs.append((what.strip(), timedelta(seconds=int(seconds))))
+    return tuple(pairs)

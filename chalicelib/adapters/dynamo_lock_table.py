@@ -1,4 +1,4 @@
-"""`DynamoLockTable`: Terraform's DynamoDB lock table, read for the digest items it keeps beside the locks."""
+"""`DynamoLockTable`: Terraform's DynamoDB lock table: its lock items, and the digest items beside them."""
 
 from __future__ import annotations
 
@@ -33,3 +33,43 @@ class DynamoLockTable:
             raise translate(exc, f"read the digest of {state_path}") from exc
         digest = response.get("Item", {}).get("Digest", {}).get("S")
         return str(digest) if digest else None
+
+    def held_locks(self) -> list[tuple[str, str]]:
+        """Every lock item as `(LockID, Info)`: a filtered scan that never returns digest items."""
+        locks: list[tuple[str, str]] = []
+        try:
+            pages = self._client.get_paginator("scan").paginate(
+                TableName=self.name,
+                FilterExpression="attribute_exists(#info)",
+                ProjectionExpression="LockID, #info",
+                ExpressionAttributeNames={"#info": "Info"},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    lock_id, info = item.get("LockID", {}).get("S"), item.get("Info", {}).get("S")
+                    if lock_id and info is not None and not lock_id.endswith(DIGEST_SUFFIX):
+                        locks.append((lock_id, info))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"scan {self.name}") from exc
+        return locks
+
+    def delete_lock_if_unchanged(self, lock_id: str, info: str) -> bool:
+        """Delete a lock item only if its `Info` is byte for byte what was verified; False if it changed or went."""
+        if lock_id.endswith(DIGEST_SUFFIX):
+            raise ValueError("a digest item is never a lock")
+        try:
+            self._client.delete_item(
+                TableName=self.name,
+                Key={"LockID": {"S": lock_id}},
+                ConditionExpression="#info = :info",
+                ExpressionAttributeNames={"#info": "Info"},
+                ExpressionAttributeValues={":info": {"S": info}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, f"release a lock in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"release a lock in {self.name}") from exc
+        return True

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.digests import DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
+from chalicelib.domain.staleness import HeldLock, StaleRecord
 from chalicelib.errors import MalformedEventError, TransientAwsError
 
 if TYPE_CHECKING:
@@ -255,6 +256,44 @@ class GuardianTable:
             "clear a digest suspect",
         )
 
+    def stale_record(self, held: HeldLock) -> StaleRecord | None:
+        """What an earlier run of the reaper decided about this lock, if anything."""
+        try:
+            response = self._client.get_item(TableName=self.name, Key=_stale_key(held), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read a stale-lock record in {self.name}") from exc
+        item = response.get("Item")
+        if not item:
+            return None
+        return StaleRecord(
+            lock_id=item["lock_id"]["S"],
+            fingerprint=item["fingerprint"]["S"],
+            first_judged_at=datetime.fromisoformat(item["first_judged_at"]["S"].replace("Z", "+00:00")),
+            warned=item.get("warned", {}).get("BOOL", False),
+        )
+
+    def put_stale_record(self, held: HeldLock, record: StaleRecord) -> None:
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={
+                    **_stale_key(held),
+                    "lock_id": {"S": record.lock_id},
+                    "fingerprint": {"S": record.fingerprint},
+                    "first_judged_at": {"S": _iso(record.first_judged_at)},
+                    "warned": {"BOOL": record.warned},
+                    "expires_at": {"N": str(int(record.first_judged_at.timestamp()) + LOCK_SESSION_DAYS * 86400)},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"record a stale lock in {self.name}") from exc
+
+    def forget_stale_record(self, held: HeldLock) -> None:
+        try:
+            self._client.delete_item(TableName=self.name, Key=_stale_key(held))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"forget a stale lock in {self.name}") from exc
+
     def _unless_condition_fails(self, write: Callable[[], object], what: str) -> None:
         """Make a conditional write; a failed condition means there is nothing to do."""
         try:
@@ -265,6 +304,10 @@ class GuardianTable:
             raise translate(exc, f"{what} in {self.name}") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"{what} in {self.name}") from exc
+
+
+def _stale_key(held: HeldLock) -> dict[str, Any]:
+    return {"pk": {"S": f"stale#{held.state_path}"}, "sk": {"S": held.source}}
 
 
 def _session_key(lock: LockInfo) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,7 +14,8 @@ from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
 from chalicelib.domain.state_index import StateIndex, index_state
-from chalicelib.errors import MalformedEventError, NotAStateError, StateTooLargeError
+from chalicelib.domain.state_keys import LOCKFILE_SUFFIX
+from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoundError, StateTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,6 +30,7 @@ class NewestVersion:
 
     version_id: str
     is_current: bool
+    last_modified: datetime
 
 
 class S3StateBucket:
@@ -103,6 +106,42 @@ class S3StateBucket:
             raise translate(exc, f"read s3://{self.name}/{key}") from exc
         return LockInfo.parse(body)
 
+    def lockfiles(self) -> list[tuple[str, str, str]]:
+        """Every current `.tflock` object as `(key, version id, exact body)`."""
+        found: list[tuple[str, str, str]] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if not key.endswith(LOCKFILE_SUFFIX) or item.get("Size", 0) > LOCKFILE_MAX_BYTES:
+                        continue
+                    try:
+                        response = self._client.get_object(Bucket=self.name, Key=key)
+                    except ClientError as exc:
+                        if isinstance(translate(exc, key), ObjectNotFoundError):
+                            continue  # released while listing
+                        raise
+                    body = response["Body"].read().decode("utf-8", errors="replace")
+                    found.append((key, response.get("VersionId") or "", body))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list lockfiles in s3://{self.name}") from exc
+        return found
+
+    def delete_lockfile_version(self, key: str, version_id: str) -> bool:
+        """Permanently delete the exact `.tflock` version that was verified; a newer lock is never touched."""
+        if not key.endswith(LOCKFILE_SUFFIX) or not version_id:
+            raise ValueError("only a verified lockfile version may be deleted")
+        try:
+            self._client.delete_object(Bucket=self.name, Key=key, VersionId=version_id)
+        except ClientError as exc:
+            error = translate(exc, f"delete s3://{self.name}/{key}")
+            if isinstance(error, ObjectNotFoundError):
+                return False
+            raise error from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"delete s3://{self.name}/{key}") from exc
+        return True
+
     def newest_version(self, key: str) -> NewestVersion | None:
         """The newest version of `key` that is not a delete marker; None when there is none."""
         try:
@@ -110,7 +149,11 @@ class S3StateBucket:
             for page in pages:
                 for version in page.get("Versions", []):
                     if version.get("Key") == key:
-                        return NewestVersion(version["VersionId"], is_current=bool(version.get("IsLatest")))
+                        return NewestVersion(
+                            version["VersionId"],
+                            is_current=bool(version.get("IsLatest")),
+                            last_modified=version["LastModified"],
+                        )
                 if any(v.get("Key", "") > key for v in page.get("Versions", [])):
                     return None
         except (ClientError, BotoCoreError) as exc:

@@ -33,6 +33,8 @@ class NotificationType(Enum):
     DIGEST_MISMATCH = "digest.mismatch"
     LOCK_ACQUIRED = "lock.acquired"
     LOCK_RELEASED = "lock.released"
+    LOCK_STALE = "lock.stale"
+    LOCK_REAPED = "lock.reaped"
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,52 @@ def lock_released(
         workspace=state_key.workspace,
         summary=f"{state_key.display_name}: unlocked by {lock.who}{held} ({lock.short_operation})",
         details={"lock": lock.to_dict(source), "held_for_s": held_for_s},
+    )
+
+
+def lock_stale(
+    *, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime, held_for_s: float,
+    evidence: dict[str, Any], release_after: datetime | None, fingerprint: str,
+) -> Notification:  # fmt: skip
+    """`lock.stale`: a warning that a lock will be released unless it changes."""
+    bucket = lock.path.partition("/")[0]
+    when = f"; it will be released after {rfc3339(release_after)} unless it changes" if release_after else ""
+    return Notification(
+        id=dedupe_id(NotificationType.LOCK_STALE, lock.path, lock.id, fingerprint),
+        type=NotificationType.LOCK_STALE,
+        severity=Severity.WARNING,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: lock by {lock.who} ({lock.short_operation}) "
+        f"held {_duration(held_for_s)}{when}",
+        details={
+            "lock": lock.to_dict(source),
+            "held_for_s": held_for_s,
+            "evidence": evidence,
+            "release_after": rfc3339(release_after) if release_after else None,
+        },
+    )
+
+
+def lock_reaped(
+    *, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime, held_for_s: float,
+    evidence: dict[str, Any],
+) -> Notification:  # fmt: skip
+    """`lock.reaped`: the guardian released a lock whose holder was verified gone."""
+    bucket = lock.path.partition("/")[0]
+    return Notification(
+        id=dedupe_id(NotificationType.LOCK_REAPED, lock.path, lock.id),
+        type=NotificationType.LOCK_REAPED,
+        severity=Severity.WARNING,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: released the stale lock of {lock.who} ({lock.short_operation}) "
+        f"after {_duration(held_for_s)}",
+        details={"lock": lock.to_dict(source), "held_for_s": held_for_s, "evidence": evidence},
     )
 
 

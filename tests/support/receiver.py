@@ -21,6 +21,7 @@ class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
     fail_next: int = 0
+    answer: bytes = b"{}"  # the body of the answer to a GET
 
 
 @contextmanager
@@ -37,6 +38,13 @@ def receiver() -> Iterator[Receiver]:
                 state.requests.append(Received(self.path, dict(self.headers.items()), body))
                 self.send_response(200)
             self.end_headers()
+
+        def do_GET(self) -> None:
+            state.requests.append(Received(self.path, dict(self.headers.items()), b""))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(state.answer)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
