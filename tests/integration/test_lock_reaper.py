@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -39,7 +40,7 @@ def put_lock(aws, stack: RunningStack, info: str, key: str = KEY) -> None:
     )
 
 
-def lock_item(aws, stack: RunningStack, key: str = KEY) -> dict | None:
+def lock_item(aws, stack: RunningStack, key: str = KEY) -> Any:
     item = aws.client("dynamodb").get_item(
         TableName=stack.resources.lock_table,
         Key={"LockID": {"S": f"{stack.resources.state_bucket}/{key}"}},
