@@ -103,6 +103,25 @@ class TerraformDir:
         return self.run("apply", "-auto-approve", "-input=false", "-no-color", *args)
 
     @contextmanager
+    def background_apply(self, *args: str, timeout: float = 180) -> Iterator[subprocess.Popen[str]]:
+        """Run `terraform apply -auto-approve` while the body runs; it must succeed."""
+        process = subprocess.Popen(
+            [str(self.terraform.binary), "apply", "-auto-approve", "-input=false", "-no-color", *args],
+            cwd=self.path,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield process
+        finally:
+            output = process.communicate(timeout=timeout)[0]
+        if process.returncode != 0:
+            raise AssertionError(f"terraform apply failed:\n{output}")
+
+    @contextmanager
     def holding_lock(self, *args: str, answer: str = "yes", timeout: float = 120) -> Iterator[None]:
         """Run `terraform apply` parked at its approval prompt, so it holds the state lock; then answer."""
         process = subprocess.Popen(
