@@ -152,3 +152,13 @@ def craft_stale_lock(aws: boto3.session.Session, stack: RunningStack, *, dynamod
         )
     if lockfile:
         aws.client("s3").put_object(Bucket=stack.resources.state_bucket, Key=KEY + ".tflock", Body=info.encode())
+
+
+def test_a_lock_held_at_the_prompt_by_terraform_1_0(
+    terraform_1_0_3: Terraform, stack: RunningStack, tmp_path: Path
+) -> None:
+    tf = directory(terraform_1_0_3, stack, tmp_path / "tf", dynamodb=True, lockfile=False)
+    reaping = reaper(ttl=timedelta(0), grace=timedelta(hours=1))
+    with tf.holding_lock("-var", "v=held"):
+        assert [o.action for o in reaping.run(datetime.now(UTC))] == ["warned"]
+        assert [o.action for o in reaping.run(datetime.now(UTC) + timedelta(minutes=59))] == ["none"]
