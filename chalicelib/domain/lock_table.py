@@ -29,12 +29,9 @@ class LockTableChange:
     event_name: str
     kind: ItemKind
     state_path: str
-    sequence_number: str
     approximate_time: datetime | None
     old_lock: LockInfo | None = None
     new_lock: LockInfo | None = None
-    old_digest: str | None = None
-    new_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,6 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
         event_name = str(record["eventName"])
         body = record["dynamodb"]
         lock_id = body["Keys"]["LockID"]["S"]
-        sequence_number = str(body.get("SequenceNumber", ""))
         source_arn = record.get("eventSourceARN")
         created_epoch = body.get("ApproximateCreationDateTime")
         old_image, new_image = body.get("OldImage"), body.get("NewImage")
@@ -85,10 +81,7 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
             event_name=event_name,
             kind=ItemKind.DIGEST,
             state_path=lock_id[: -len(DIGEST_SUFFIX)],
-            sequence_number=sequence_number,
             approximate_time=approximate_time,
-            old_digest=_string_attribute(old_image, "Digest"),
-            new_digest=_string_attribute(new_image, "Digest"),
         )
     old_info, new_info = _string_attribute(old_image, "Info"), _string_attribute(new_image, "Info")
     if old_info is None and new_info is None:
@@ -102,7 +95,6 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
         event_name=event_name,
         kind=ItemKind.LOCK,
         state_path=lock_id,
-        sequence_number=sequence_number,
         approximate_time=approximate_time,
         old_lock=old_lock,
         new_lock=new_lock,
