@@ -200,63 +200,41 @@ def digest_mismatch(
 
 def lock_acquired(*, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime) -> Notification:
     """`lock.acquired`; its id is the lock's, so one lock taken through both mechanisms notifies once."""
-    bucket = lock.path.partition("/")[0]
-    return Notification(
-        id=dedupe_id(NotificationType.LOCK_ACQUIRED, lock.path, lock.id),
-        type=NotificationType.LOCK_ACQUIRED,
-        severity=Severity.INFO,
-        occurred_at=occurred_at,
-        bucket=bucket,
-        key=state_key.key,
-        workspace=state_key.workspace,
-        summary=f"{state_key.display_name}: locked by {lock.who} ({lock.short_operation}, Terraform {lock.version})",
+    return _about_lock(
+        NotificationType.LOCK_ACQUIRED, Severity.INFO, lock, state_key, occurred_at,
+        summary=f"locked by {lock.who} ({lock.short_operation}, Terraform {lock.version})",
         details={"lock": lock.to_dict(source)},
-    )
+    )  # fmt: skip
 
 
 def lock_released(
     *, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime, held_for_s: float | None
 ) -> Notification:
     """`lock.released`, with how long the lock was held (from its `Created`)."""
-    bucket = lock.path.partition("/")[0]
     held = f" after {_duration(held_for_s)}" if held_for_s is not None else ""
-    return Notification(
-        id=dedupe_id(NotificationType.LOCK_RELEASED, lock.path, lock.id),
-        type=NotificationType.LOCK_RELEASED,
-        severity=Severity.INFO,
-        occurred_at=occurred_at,
-        bucket=bucket,
-        key=state_key.key,
-        workspace=state_key.workspace,
-        summary=f"{state_key.display_name}: unlocked by {lock.who}{held} ({lock.short_operation})",
+    return _about_lock(
+        NotificationType.LOCK_RELEASED, Severity.INFO, lock, state_key, occurred_at,
+        summary=f"unlocked by {lock.who}{held} ({lock.short_operation})",
         details={"lock": lock.to_dict(source), "held_for_s": held_for_s},
-    )
+    )  # fmt: skip
 
 
 def lock_stale(
     *, lock: LockInfo, source: str, state_key: StateKey, occurred_at: datetime, held_for_s: float,
     evidence: dict[str, Any], release_after: datetime | None, fingerprint: str,
 ) -> Notification:  # fmt: skip
-    """`lock.stale`: a warning that a lock will be released unless it changes."""
-    bucket = lock.path.partition("/")[0]
+    """`lock.stale`: a warning that a lock will be released unless it changes; one per lock and bytes."""
     when = f"; it will be released after {rfc3339(release_after)} unless it changes" if release_after else ""
-    return Notification(
-        id=dedupe_id(NotificationType.LOCK_STALE, lock.path, lock.id, fingerprint),
-        type=NotificationType.LOCK_STALE,
-        severity=Severity.WARNING,
-        occurred_at=occurred_at,
-        bucket=bucket,
-        key=state_key.key,
-        workspace=state_key.workspace,
-        summary=f"{state_key.display_name}: lock by {lock.who} ({lock.short_operation}) "
-        f"held {_duration(held_for_s)}{when}",
+    return _about_lock(
+        NotificationType.LOCK_STALE, Severity.WARNING, lock, state_key, occurred_at, fingerprint,
+        summary=f"lock by {lock.who} ({lock.short_operation}) held {_duration(held_for_s)}{when}",
         details={
             "lock": lock.to_dict(source),
             "held_for_s": held_for_s,
             "evidence": evidence,
             "release_after": rfc3339(release_after) if release_after else None,
         },
-    )
+    )  # fmt: skip
 
 
 def lock_reaped(
@@ -264,18 +242,27 @@ def lock_reaped(
     evidence: dict[str, Any],
 ) -> Notification:  # fmt: skip
     """`lock.reaped`: the guardian released a lock whose holder was verified gone."""
-    bucket = lock.path.partition("/")[0]
+    return _about_lock(
+        NotificationType.LOCK_REAPED, Severity.WARNING, lock, state_key, occurred_at,
+        summary=f"released the stale lock of {lock.who} ({lock.short_operation}) after {_duration(held_for_s)}",
+        details={"lock": lock.to_dict(source), "held_for_s": held_for_s, "evidence": evidence},
+    )  # fmt: skip
+
+
+def _about_lock(
+    kind: NotificationType, severity: Severity, lock: LockInfo, state_key: StateKey, occurred_at: datetime,
+    *id_parts: str, summary: str, details: dict[str, Any],
+) -> Notification:  # fmt: skip
     return Notification(
-        id=dedupe_id(NotificationType.LOCK_REAPED, lock.path, lock.id),
-        type=NotificationType.LOCK_REAPED,
-        severity=Severity.WARNING,
+        id=dedupe_id(kind, lock.path, lock.id, *id_parts),
+        type=kind,
+        severity=severity,
         occurred_at=occurred_at,
-        bucket=bucket,
+        bucket=lock.path.partition("/")[0],
         key=state_key.key,
         workspace=state_key.workspace,
-        summary=f"{state_key.display_name}: released the stale lock of {lock.who} ({lock.short_operation}) "
-        f"after {_duration(held_for_s)}",
-        details={"lock": lock.to_dict(source), "held_for_s": held_for_s, "evidence": evidence},
+        summary=f"{state_key.display_name}: {summary}",
+        details=details,
     )
 
 
