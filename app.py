@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import BadRequestError, Chalice, CloudWatchEvent, DynamoDBEvent, IAMAuthorizer, Rate, S3Event
+from chalice.app import (
+    BadRequestError,
+    Chalice,
+    CloudWatchEvent,
+    DynamoDBEvent,
+    IAMAuthorizer,
+    Rate,
+    Response,
+    S3Event,
+)
 
 from chalicelib.composition import container
 from chalicelib.domain.lock_table import parse_lock_table_batch
+from chalicelib.domain.rollback import RollbackRequest
 from chalicelib.domain.s3_events import parse_s3_event
+from chalicelib.errors import GuardianError, InvalidRequestError, http_status
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import load_settings
 
@@ -62,6 +74,44 @@ def reap_locks_now() -> dict[str, Any]:
         raise BadRequestError('the body must be a JSON object like {"dry_run": true}')
     outcomes = container().reaper.run(datetime.now(UTC), dry_run=dry_run)
     return {"dry_run": dry_run, "locks": [outcome.to_dict() for outcome in outcomes]}
+
+
+@app.route("/rollback", methods=["POST"], authorizer=iam, content_types=["application/json"])
+def rollback() -> Response:
+    return _answer(
+        lambda: container().rollbacks.rollback(
+            RollbackRequest.parse(_json_body()),
+            caller=_caller(),
+            now=datetime.now(UTC),
+        )
+    )
+
+
+def _json_body() -> Any:
+    try:
+        return app.current_request.json_body if app.current_request else None
+    except BadRequestError:
+        raise InvalidRequestError("the body is not valid JSON") from None
+
+
+def _caller() -> str:
+    """The IAM identity that signed the request, as API Gateway passes it on."""
+    request = app.current_request
+    identity = (request.context.get("identity") or {}) if request else {}
+    return str(identity.get("userArn") or identity.get("caller") or "unknown caller")
+
+
+def _answer(call: Callable[[], dict[str, Any]]) -> Response:
+    """Run a route's work; a guardian error becomes its status code and a JSON error body, never a 500."""
+    try:
+        return Response(body=call(), status_code=200)
+    except GuardianError as exc:
+        status, code = http_status(exc)
+        body: dict[str, Any] = {"error": code, "message": str(exc)}
+        holder = getattr(exc, "holder", None)
+        if holder:
+            body["lock"] = holder
+        return Response(body=body, status_code=status)
 
 
 @app.route("/health", methods=["GET"], authorizer=iam)

@@ -27,6 +27,7 @@ from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.lock_lifecycle import LockLifecycleService
 from chalicelib.services.lock_reaper import LockReaper
 from chalicelib.services.notifier import Channel, Notifier
+from chalicelib.services.rollback import RollbackService
 from chalicelib.services.state_changes import StateChangeService
 from chalicelib.settings import Settings, load_settings
 
@@ -135,6 +136,16 @@ class Container:
             self.digests,
             policy=self.settings.reaper,
             liveness_checks=checks,
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+        )
+
+    @cached_property
+    def rollbacks(self) -> RollbackService:
+        return RollbackService(
+            self.state_bucket,
+            self.lock_table,
+            self.notifier,
+            allowed_prefixes=self.settings.api_key_prefixes,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 

@@ -37,3 +37,49 @@ class ChannelDeliveryError(GuardianError):
 
 class MalformedEventError(GuardianError):
     """An event record lacks a field that every record of its source has."""
+
+
+class InvalidRequestError(GuardianError):
+    """An API request is malformed or asks for something impossible."""
+
+
+class NotAllowedError(GuardianError):
+    """An API request names a bucket or key outside the allowed ones."""
+
+
+class StateLockedError(GuardianError):
+    """The state is locked by someone else; `holder` says by whom."""
+
+    def __init__(self, message: str, holder: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class LineageChangeError(GuardianError):
+    """A rollback would change the state's lineage and that was not allowed."""
+
+
+class LostRaceError(GuardianError):
+    """Someone else changed the state or its lock while the guardian was working on it."""
+
+
+# The one table from error to HTTP status; the API never picks a status from a message.
+HTTP_STATUS: dict[type[GuardianError], tuple[int, str]] = {
+    InvalidRequestError: (400, "invalid_request"),
+    NotAllowedError: (403, "not_allowed"),
+    ObjectNotFoundError: (404, "not_found"),
+    StateLockedError: (409, "locked"),
+    LineageChangeError: (409, "lineage_change"),
+    LostRaceError: (409, "lost_race"),
+    StateTooLargeError: (413, "too_large"),
+    NotAStateError: (422, "not_a_state"),
+    TransientAwsError: (503, "try_again"),
+}
+
+
+def http_status(error: GuardianError) -> tuple[int, str]:
+    """The status code and error code for an error: the entry of its nearest class, else 500."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500, "internal"

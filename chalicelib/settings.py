@@ -44,6 +44,7 @@ class Settings:
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
     reaper: ReaperPolicy = field(default_factory=ReaperPolicy)
     liveness_url: str | None = None
+    api_key_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +72,7 @@ class Settings:
                 dry_run=_flag(env, "GUARDIAN_REAP_DRY_RUN"),
             ),
             liveness_url=_optional(env, "GUARDIAN_LIVENESS_URL"),
+            api_key_prefixes=_list(env, "GUARDIAN_API_KEY_PREFIXES", (), strip=" "),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),

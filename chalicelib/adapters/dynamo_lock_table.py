@@ -73,3 +73,40 @@ class DynamoLockTable:
         except BotoCoreError as exc:
             raise translate(exc, f"release a lock in {self.name}") from exc
         return True
+
+    def current_lock(self, state_path: str) -> str | None:
+        """The `Info` of the lock item of a state, if one is held."""
+        try:
+            response = self._client.get_item(
+                TableName=self.name, Key={"LockID": {"S": state_path}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read the lock of {state_path}") from exc
+        info = response.get("Item", {}).get("Info", {}).get("S")
+        return str(info) if info is not None else None
+
+    def take_lock(self, state_path: str, info: str) -> bool:
+        """Take a lock the way Terraform does (a put conditioned on no lock item); False if one is held."""
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={"LockID": {"S": state_path}, "Info": {"S": info}},
+                ConditionExpression="attribute_not_exists(LockID)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, f"lock {state_path}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"lock {state_path}") from exc
+        return True
+
+    def put_digest(self, state_path: str, digest: str) -> None:
+        """Set the digest Terraform checks the state's bytes against."""
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={"LockID": {"S": state_path + DIGEST_SUFFIX}, "Digest": {"S": digest}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"write the digest of {state_path}") from exc

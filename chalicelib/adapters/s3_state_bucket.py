@@ -25,6 +25,17 @@ LOCKFILE_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of a key's history: a version or a delete marker."""
+
+    version_id: str
+    last_modified: datetime
+    size: int
+    is_latest: bool
+    delete_marker: bool
+
+
+@dataclass(frozen=True)
 class NewestVersion:
     """The newest version of a key that holds data, and whether it is still the current one."""
 
@@ -105,6 +116,72 @@ class S3StateBucket:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"read s3://{self.name}/{key}") from exc
         return LockInfo.parse(body)
+
+    def read_bytes(self, key: str, version_id: str | None) -> bytes:
+        """The whole of one object version, refusing one larger than the maximum state size."""
+        return b"".join(self._chunks(key, version_id))
+
+    def history(self, key: str) -> list[ObjectVersion]:
+        """Every version and delete marker of exactly `key`, newest first."""
+        entries: list[ObjectVersion] = []
+        try:
+            for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=key):
+                for version in page.get("Versions", []):
+                    if version.get("Key") == key:
+                        entries.append(
+                            ObjectVersion(
+                                version["VersionId"], version["LastModified"], version.get("Size", 0),
+                                bool(version.get("IsLatest")), delete_marker=False,
+                            )
+                        )  # fmt: skip
+                for marker in page.get("DeleteMarkers", []):
+                    if marker.get("Key") == key:
+                        entries.append(
+                            ObjectVersion(
+                                marker["VersionId"], marker["LastModified"], 0, bool(marker.get("IsLatest")),
+                                delete_marker=True,
+                            )
+                        )  # fmt: skip
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
+        # The latest first; the rest by time, newest first.
+        return sorted(entries, key=lambda entry: (entry.is_latest, entry.last_modified), reverse=True)
+
+    def put_state(self, key: str, body: bytes) -> str:
+        """Write a new current version of a state; its version id."""
+        try:
+            response = self._client.put_object(Bucket=self.name, Key=key, Body=body, ContentType="application/json")
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"write s3://{self.name}/{key}") from exc
+        return str(response.get("VersionId") or "")
+
+    def create_lockfile(self, state_key: str, body: bytes) -> str | None:
+        """Take a lock the way Terraform does (`If-None-Match: *`); its version id, or None if one is held."""
+        try:
+            response = self._client.put_object(
+                Bucket=self.name, Key=state_key + LOCKFILE_SUFFIX, Body=body, IfNoneMatch="*",
+                ContentType="application/json",
+            )  # fmt: skip
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                return None
+            raise translate(exc, f"lock s3://{self.name}/{state_key}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"lock s3://{self.name}/{state_key}") from exc
+        return str(response.get("VersionId") or "")
+
+    def current_lockfile(self, state_key: str) -> str | None:
+        """The body of the `.tflock` of a state, if one is held."""
+        try:
+            response = self._client.get_object(Bucket=self.name, Key=state_key + LOCKFILE_SUFFIX)
+            return response["Body"].read().decode("utf-8", errors="replace")
+        except ClientError as exc:
+            error = translate(exc, f"read s3://{self.name}/{state_key}{LOCKFILE_SUFFIX}")
+            if isinstance(error, ObjectNotFoundError):
+                return None
+            raise error from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"read s3://{self.name}/{state_key}{LOCKFILE_SUFFIX}") from exc
 
     def lockfiles(self) -> list[tuple[str, str, str]]:
         """Every current `.tflock` object as `(key, version id, exact body)`."""

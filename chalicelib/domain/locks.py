@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from chalicelib.errors import MalformedEventError
 
 _LOCK_INFO_FIELDS = ("ID", "Operation", "Who", "Version", "Created", "Path")
-# Every Operation Terraform 1.0 to 1.11 and OpenTofu write; anything else is not trusted as a lock.
+ROLLBACK_OPERATION = "tfstate-guardian-rollback"  # the guardian's own, shown to a blocked `terraform` run
+# Every Operation Terraform 1.0 to 1.11 and OpenTofu write, and the guardian's; anything else is not trusted.
 KNOWN_OPERATIONS = frozenset(
     {
         "OperationTypeApply",
@@ -25,6 +26,7 @@ KNOWN_OPERATIONS = frozenset(
         "state-replace-provider",
         "taint",
         "untaint",
+        ROLLBACK_OPERATION,
     }
 )
 WORKSPACE_DELETE_OPERATION = "state-replace-provider"  # sic: what `terraform workspace delete` writes

@@ -30,6 +30,7 @@ class NotificationType(Enum):
 
     STATE_CHANGED = "state.changed"
     STATE_DELETED = "state.deleted"
+    STATE_RESTORED = "state.restored"
     DIGEST_MISMATCH = "digest.mismatch"
     LOCK_ACQUIRED = "lock.acquired"
     LOCK_RELEASED = "lock.released"
@@ -170,6 +171,32 @@ def state_deleted(
             "principal": event.principal,
             "lock": holder.lock.to_dict(holder.source) if holder else None,
             "workspace_deleted": workspace_deleted,
+        },
+    )
+
+
+def state_restored(
+    *, bucket: str, state_key: StateKey, occurred_at: datetime, from_version_id: str, new_version_id: str,
+    serial_before: int | None, serial_after: int, caller: str, reason: str,
+) -> Notification:  # fmt: skip
+    """`state.restored`: the guardian rolled a state back, for `caller`, because of `reason`."""
+    before = "deleted" if serial_before is None else f"serial {serial_before}"
+    return Notification(
+        id=dedupe_id(NotificationType.STATE_RESTORED, bucket, state_key.key, new_version_id),
+        type=NotificationType.STATE_RESTORED,
+        severity=Severity.WARNING,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: rolled back from {before} to version {from_version_id} "
+        f"as serial {serial_after} by {caller}",
+        details={
+            "from_version_id": from_version_id,
+            "new_version_id": new_version_id,
+            "serial": {"before": serial_before, "after": serial_after},
+            "caller": caller,
+            "reason": reason,
         },
     )
 

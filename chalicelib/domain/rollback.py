@@ -1,0 +1,106 @@
+"""A rollback as Terraform accepts it: the target's bytes with the next serial, nothing else changed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.errors import InvalidRequestError, NotAStateError
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """What `POST /rollback` asks for; exactly one of `version_id`, `serial`, `as_of` names the target."""
+
+    key: str
+    version_id: str | None
+    serial: int | None
+    as_of: datetime | None
+    dry_run: bool
+    reason: str
+    allow_lineage_change: bool
+
+    @classmethod
+    def parse(cls, body: Any) -> RollbackRequest:
+        if not isinstance(body, dict):
+            raise InvalidRequestError("the body must be a JSON object")
+        unknown = set(body) - {"key", "version_id", "serial", "as_of", "dry_run", "reason", "allow_lineage_change"}
+        if unknown:
+            raise InvalidRequestError(f"unknown fields: {', '.join(sorted(unknown))}")
+        key = body.get("key")
+        if not isinstance(key, str) or not key or len(key) > 1024:
+            raise InvalidRequestError("key must be the state's object key")
+        targets = [name for name in ("version_id", "serial", "as_of") if body.get(name) is not None]
+        if len(targets) != 1:
+            raise InvalidRequestError("give exactly one of version_id, serial and as_of")
+        version_id, serial, as_of = body.get("version_id"), body.get("serial"), body.get("as_of")
+        if version_id is not None and (not isinstance(version_id, str) or not version_id or len(version_id) > 1024):
+            raise InvalidRequestError("version_id must be an S3 version id")
+        if serial is not None and (not isinstance(serial, int) or isinstance(serial, bool) or serial < 0):
+            raise InvalidRequestError("serial must be a non-negative integer")
+        moment = None
+        if as_of is not None:
+            try:
+                moment = datetime.fromisoformat(str(as_of).replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidRequestError("as_of must be an RFC3339 time, e.g. 2026-11-26T11:00:00Z") from None
+            if moment.tzinfo is None:
+                raise InvalidRequestError("as_of must name its time zone, e.g. 2026-11-26T11:00:00Z")
+        flags = {
+            name: body.get(name, default) for name, default in (("dry_run", False), ("allow_lineage_change", False))
+        }
+        if not all(isinstance(value, bool) for value in flags.values()):
+            raise InvalidRequestError("dry_run and allow_lineage_change must be true or false")
+        reason = body.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise InvalidRequestError(f"reason must be text of at most {MAX_REASON} characters")
+        return cls(
+            key=key,
+            version_id=version_id,
+            serial=serial,
+            as_of=moment,
+            dry_run=flags["dry_run"],
+            reason=reason,
+            allow_lineage_change=flags["allow_lineage_change"],
+        )
+
+
+def with_serial(state: bytes, serial: int) -> bytes:
+    """The same bytes with the top-level `serial` replaced: every other byte, and so every value, stays as it was."""
+    try:
+        text = state.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotAStateError("not UTF-8 text") from None
+    decoder = json.JSONDecoder()
+    pos = _skip(text, 0)
+    if not text.startswith("{", pos):
+        raise NotAStateError("not a JSON object")
+    pos = _skip(text, pos + 1)
+    while pos < len(text) and text[pos] != "}":
+        try:
+            key, pos = decoder.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if text[pos] != ":":
+                raise NotAStateError("malformed JSON")
+            start = _skip(text, pos + 1)
+            value, end = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, IndexError):
+            raise NotAStateError("not valid JSON") from None
+        if key == "serial":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise NotAStateError("serial is not an integer")
+            return (text[:start] + str(serial) + text[end:]).encode("utf-8")
+        pos = _skip(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip(text, pos + 1)
+    raise NotAStateError("the state has no serial")
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos

@@ -1,0 +1,182 @@
+"""`RollbackService`: restores an earlier state version under Terraform's own lock, serial bumped, digest fixed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+from chalicelib.adapters.s3_state_bucket import ObjectVersion, S3StateBucket
+from chalicelib.domain import notifications
+from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
+from chalicelib.domain.rollback import RollbackRequest, with_serial
+from chalicelib.domain.state import StateHeader, parse_state_header
+from chalicelib.domain.state_index import StateDiff, index_state
+from chalicelib.domain.state_keys import StateKey
+from chalicelib.errors import (
+    LineageChangeError,
+    LostRaceError,
+    MalformedEventError,
+    NotAllowedError,
+    NotAStateError,
+    ObjectNotFoundError,
+    StateLockedError,
+)
+from chalicelib.observability import logger
+from chalicelib.services.notifier import Notifier
+
+GUARDIAN_VERSION = "tfstate-guardian 0.1.0"
+
+
+class RollbackService:
+    """One rollback at a time per state, serialised by the very locks Terraform takes."""
+
+    def __init__(
+        self,
+        bucket: S3StateBucket,
+        lock_table: DynamoLockTable,
+        notifier: Notifier,
+        *,
+        allowed_prefixes: tuple[str, ...],
+        workspace_key_prefixes: tuple[str, ...],
+    ) -> None:
+        self._bucket = bucket
+        self._lock_table = lock_table
+        self._notifier = notifier
+        self._allowed_prefixes = allowed_prefixes
+        self._workspace_key_prefixes = workspace_key_prefixes
+
+    def rollback(self, request: RollbackRequest, *, caller: str, now: datetime) -> dict[str, Any]:
+        key = request.key
+        if self._allowed_prefixes and not key.startswith(self._allowed_prefixes):
+            raise NotAllowedError(f"{key} is outside the allowed key prefixes")
+        history = self._bucket.history(key)
+        if not history:
+            raise ObjectNotFoundError(f"there is no state at {key}")
+        target = self._target(key, request, history)
+        target_bytes = self._bucket.read_bytes(key, target.version_id)
+        target_header = _header(target_bytes, "the target version")
+        current = None if history[0].delete_marker else history[0]
+        current_bytes = self._bucket.read_bytes(key, current.version_id) if current else None
+        current_header = _header(current_bytes, "the current version") if current_bytes else None
+        if current_header is not None:
+            base_serial = current_header.serial
+        else:  # deleted: go on from the last version there was
+            latest = next(entry for entry in history if not entry.delete_marker)
+            base_serial = _header(self._bucket.read_bytes(key, latest.version_id), "the last version").serial
+        if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
+            raise LineageChangeError(
+                f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
+                "send allow_lineage_change: true if that is what you want"
+            )
+        # An encrypted OpenTofu state cannot be rewritten: it is restored byte for byte.
+        restored = target_bytes if target_header.encrypted else with_serial(target_bytes, base_serial + 1)
+        serial_after = _header(restored, "the restored state").serial
+        diff = StateDiff.between(index_state([current_bytes]) if current_bytes else None, index_state([restored]))
+        result: dict[str, Any] = {
+            "key": key,
+            "dry_run": request.dry_run,
+            "from_version_id": target.version_id,
+            "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
+            "diff": _diff_dict(diff),
+        }
+        if request.dry_run:
+            return result
+        with self._locked(key, caller, now):
+            if self._bucket.history(key)[0].version_id != history[0].version_id:
+                raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
+            new_version_id = self._bucket.put_state(key, restored)
+            self._lock_table.put_digest(
+                f"{self._bucket.name}/{key}", hashlib.md5(restored, usedforsecurity=False).hexdigest()
+            )
+        logger.warning("state rolled back", key=key, from_version_id=target.version_id, new_version_id=new_version_id)
+        self._notifier.notify(
+            notifications.state_restored(
+                bucket=self._bucket.name,
+                state_key=StateKey.parse(key, self._workspace_key_prefixes),
+                occurred_at=now,
+                from_version_id=target.version_id,
+                new_version_id=new_version_id,
+                serial_before=current_header.serial if current_header else None,
+                serial_after=serial_after,
+                caller=caller,
+                reason=request.reason,
+            )
+        )
+        return {**result, "new_version_id": new_version_id}
+
+    def _target(self, key: str, request: RollbackRequest, history: list[ObjectVersion]) -> ObjectVersion:
+        versions = [entry for entry in history if not entry.delete_marker]
+        if request.version_id is not None:
+            found = next((entry for entry in versions if entry.version_id == request.version_id), None)
+        elif request.as_of is not None:
+            found = next((entry for entry in versions if entry.last_modified <= request.as_of), None)
+        else:
+            found = next((entry for entry in versions if self._serial_of(key, entry) == request.serial), None)
+        if found is None:
+            raise ObjectNotFoundError("no version of the state matches the target")
+        return found
+
+    def _serial_of(self, key: str, entry: ObjectVersion) -> int | None:
+        try:
+            return self._bucket.read_header(key, entry.version_id).serial
+        except NotAStateError:
+            return None
+
+    @contextmanager
+    def _locked(self, key: str, caller: str, now: datetime) -> Iterator[None]:
+        """Both of Terraform's locks, so that a `terraform` run with either configuration blocks on them."""
+        path = f"{self._bucket.name}/{key}"
+        for held in (self._lock_table.current_lock(path), self._bucket.current_lockfile(key)):
+            if held is not None:
+                raise StateLockedError("the state is locked; wait for its holder or unlock it", _holder(held))
+        info = json.dumps(
+            {"ID": str(uuid.uuid4()), "Operation": ROLLBACK_OPERATION, "Info": "",
+             "Who": f"{caller} via tfstate-guardian", "Version": GUARDIAN_VERSION,
+             "Created": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "Path": path},
+            separators=(",", ":"),
+        )  # fmt: skip
+        if not self._lock_table.take_lock(path, info):
+            raise LostRaceError("someone took the lock first; try again")
+        lockfile_version = None
+        try:
+            lockfile_version = self._bucket.create_lockfile(key, info.encode())
+            if lockfile_version is None:
+                raise LostRaceError("someone took the lockfile first; try again")
+            yield
+        finally:
+            # Conditional releases: only the very locks the guardian took.
+            if lockfile_version:
+                self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
+            self._lock_table.delete_lock_if_unchanged(path, info)
+
+
+def _header(data: bytes, what: str) -> StateHeader:
+    try:
+        return parse_state_header(data, complete=True)
+    except NotAStateError as exc:
+        raise NotAStateError(f"{what} is not a valid state: {exc}") from None
+
+
+def _holder(raw: str) -> dict[str, str] | None:
+    try:
+        lock = LockInfo.parse(raw)
+    except MalformedEventError:
+        return None
+    return {"id": lock.id, "who": lock.who, "operation": lock.operation, "created": lock.created}
+
+
+def _diff_dict(diff: StateDiff) -> dict[str, Any]:
+    return {
+        "resources": {
+            "added": diff.resources_added,
+            "changed": diff.resources_changed,
+            "removed": diff.resources_removed,
+        },
+        "outputs": {"added": diff.outputs_added, "changed": diff.outputs_changed, "removed": diff.outputs_removed},
+    }
