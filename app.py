@@ -87,6 +87,44 @@ def rollback() -> Response:
     )
 
 
+@app.route("/states", methods=["GET"], authorizer=iam)
+def list_states() -> Response:
+    return _answer(lambda: {"states": container().queries.states(_param("prefix", required=False))})
+
+
+@app.route("/states/versions", methods=["GET"], authorizer=iam)
+def list_state_versions() -> Response:
+    return _answer(lambda: {"key": _param("key"), "versions": container().queries.versions(_param("key"))})
+
+
+@app.route("/states/diff", methods=["GET"], authorizer=iam)
+def diff_state_versions() -> Response:
+    return _answer(lambda: container().queries.diff(_param("key"), _param("from"), _param("to")))
+
+
+@app.route("/states/digest", methods=["POST"], authorizer=iam)
+def repair_state_digest() -> Response:
+    return _answer(lambda: container().queries.repair_digest(_param("key")))
+
+
+@app.route("/locks", methods=["GET"], authorizer=iam)
+def list_locks() -> Response:
+    return _answer(lambda: {"locks": container().queries.locks(datetime.now(UTC))})
+
+
+@app.route("/locks", methods=["DELETE"], authorizer=iam)
+def force_unlock() -> Response:
+    return _answer(lambda: container().queries.force_unlock(_param("key"), _param("lock_id")))
+
+
+def _param(name: str, *, required: bool = True) -> str:
+    params: Any = (app.current_request.query_params if app.current_request else None) or {}
+    value = params.get(name, "")
+    if required and not value:
+        raise InvalidRequestError(f"the query parameter {name} is required")
+    return str(value)
+
+
 def _json_body() -> Any:
     try:
         return app.current_request.json_body if app.current_request else None

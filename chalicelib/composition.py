@@ -29,6 +29,7 @@ from chalicelib.services.lock_reaper import LockReaper
 from chalicelib.services.notifier import Channel, Notifier
 from chalicelib.services.rollback import RollbackService
 from chalicelib.services.state_changes import StateChangeService
+from chalicelib.services.state_queries import StateQueries
 from chalicelib.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -145,6 +146,17 @@ class Container:
             self.state_bucket,
             self.lock_table,
             self.notifier,
+            allowed_prefixes=self.settings.api_key_prefixes,
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+        )
+
+    @cached_property
+    def queries(self) -> StateQueries:
+        return StateQueries(
+            self.state_bucket,
+            self.lock_table,
+            self.reaper,
+            state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
             allowed_prefixes=self.settings.api_key_prefixes,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )

@@ -117,6 +117,18 @@ class S3StateBucket:
             raise translate(exc, f"read s3://{self.name}/{key}") from exc
         return LockInfo.parse(body)
 
+    def list_keys(self, prefix: str) -> list[tuple[str, int, datetime]]:
+        """Every current object under `prefix` as `(key, size, last modified)`."""
+        found: list[tuple[str, int, datetime]] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+                found.extend(
+                    (item["Key"], item.get("Size", 0), item["LastModified"]) for item in page.get("Contents", [])
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list s3://{self.name}/{prefix}") from exc
+        return found
+
     def read_bytes(self, key: str, version_id: str | None) -> bytes:
         """The whole of one object version, refusing one larger than the maximum state size."""
         return b"".join(self._chunks(key, version_id))
@@ -170,11 +182,11 @@ class S3StateBucket:
             raise translate(exc, f"lock s3://{self.name}/{state_key}") from exc
         return str(response.get("VersionId") or "")
 
-    def current_lockfile(self, state_key: str) -> str | None:
-        """The body of the `.tflock` of a state, if one is held."""
+    def current_lockfile(self, state_key: str) -> tuple[str, str] | None:
+        """The body and version id of the `.tflock` of a state, if one is held."""
         try:
             response = self._client.get_object(Bucket=self.name, Key=state_key + LOCKFILE_SUFFIX)
-            return response["Body"].read().decode("utf-8", errors="replace")
+            return response["Body"].read().decode("utf-8", errors="replace"), str(response.get("VersionId") or "")
         except ClientError as exc:
             error = translate(exc, f"read s3://{self.name}/{state_key}{LOCKFILE_SUFFIX}")
             if isinstance(error, ObjectNotFoundError):

@@ -132,7 +132,8 @@ class RollbackService:
     def _locked(self, key: str, caller: str, now: datetime) -> Iterator[None]:
         """Both of Terraform's locks, so that a `terraform` run with either configuration blocks on them."""
         path = f"{self._bucket.name}/{key}"
-        for held in (self._lock_table.current_lock(path), self._bucket.current_lockfile(key)):
+        lockfile = self._bucket.current_lockfile(key)
+        for held in (self._lock_table.current_lock(path), lockfile[0] if lockfile else None):
             if held is not None:
                 raise StateLockedError("the state is locked; wait for its holder or unlock it", _holder(held))
         info = json.dumps(
