@@ -17,11 +17,12 @@ from chalice.app import (
     S3Event,
 )
 
+from chalicelib.api import answer
 from chalicelib.composition import container
 from chalicelib.domain.lock_table import parse_lock_table_batch
 from chalicelib.domain.rollback import RollbackRequest
 from chalicelib.domain.s3_events import parse_s3_event
-from chalicelib.errors import GuardianError, InvalidRequestError, http_status
+from chalicelib.errors import InvalidRequestError
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import load_settings
 
@@ -67,13 +68,16 @@ def reap_stale_locks(event: CloudWatchEvent) -> None:
 
 
 @app.route("/locks/reap", methods=["POST"], authorizer=iam)
-def reap_locks_now() -> dict[str, Any]:
-    body = (app.current_request.json_body if app.current_request else None) or {}
-    dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
-    if not isinstance(dry_run, bool):
-        raise BadRequestError('the body must be a JSON object like {"dry_run": true}')
-    outcomes = container().reaper.run(datetime.now(UTC), dry_run=dry_run)
-    return {"dry_run": dry_run, "locks": [outcome.to_dict() for outcome in outcomes]}
+def reap_locks_now() -> Response:
+    def reap() -> dict[str, Any]:
+        body = _json_body() or {}
+        dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
+        if not isinstance(dry_run, bool):
+            raise InvalidRequestError('the body must be a JSON object like {"dry_run": true}')
+        outcomes = container().reaper.run(datetime.now(UTC), dry_run=dry_run)
+        return {"dry_run": dry_run, "locks": [outcome.to_dict() for outcome in outcomes]}
+
+    return _answer(reap)
 
 
 @app.route("/rollback", methods=["POST"], authorizer=iam, content_types=["application/json"])
@@ -140,16 +144,19 @@ def _caller() -> str:
 
 
 def _answer(call: Callable[[], dict[str, Any]]) -> Response:
-    """Run a route's work; a guardian error becomes its status code and a JSON error body, never a 500."""
-    try:
-        return Response(body=call(), status_code=200)
-    except GuardianError as exc:
-        status, code = http_status(exc)
-        body: dict[str, Any] = {"error": code, "message": str(exc)}
-        holder = getattr(exc, "holder", None)
-        if holder:
-            body["lock"] = holder
-        return Response(body=body, status_code=status)
+    """Run a route's work through the API's error table and `Idempotency-Key` handling."""
+    request = app.current_request
+    if request is None:
+        raise InvalidRequestError("no request")
+    status, body = answer(
+        call,
+        method=request.method,
+        path=request.path,
+        idempotency_key=request.headers.get("idempotency-key"),
+        fingerprint_of=lambda: [request.query_params, request.raw_body],
+        ledger=container().guardian_table,
+    )
+    return Response(body=body, status_code=status)
 
 
 @app.route("/health", methods=["GET"], authorizer=iam)

@@ -63,6 +63,10 @@ class LostRaceError(GuardianError):
     """Someone else changed the state or its lock while the guardian was working on it."""
 
 
+class IdempotencyConflictError(GuardianError):
+    """An `Idempotency-Key` was reused for another request, or its first request still runs."""
+
+
 # The one table from error to HTTP status; the API never picks a status from a message.
 HTTP_STATUS: dict[type[GuardianError], tuple[int, str]] = {
     InvalidRequestError: (400, "invalid_request"),
@@ -71,6 +75,7 @@ HTTP_STATUS: dict[type[GuardianError], tuple[int, str]] = {
     StateLockedError: (409, "locked"),
     LineageChangeError: (409, "lineage_change"),
     LostRaceError: (409, "lost_race"),
+    IdempotencyConflictError: (409, "idempotency_conflict"),
     StateTooLargeError: (413, "too_large"),
     NotAStateError: (422, "not_a_state"),
     TransientAwsError: (503, "try_again"),

@@ -14,7 +14,7 @@ from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.digests import DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
 from chalicelib.domain.staleness import HeldLock, StaleRecord
-from chalicelib.errors import MalformedEventError, TransientAwsError
+from chalicelib.errors import IdempotencyConflictError, MalformedEventError, TransientAwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,6 +29,7 @@ DIGEST_SUSPECTS = "digest-suspects"
 TRANSACTION_ITEMS = 100
 BATCH_WRITE_ITEMS = 25
 BATCH_WRITE_ATTEMPTS = 5
+IDEMPOTENCY_HOURS = 24
 # Never claimed, or claimed by an invocation whose lease ran out before it completed or released the claim.
 _CLAIMABLE = "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)"
 
@@ -293,6 +294,62 @@ class GuardianTable:
             self._client.delete_item(TableName=self.name, Key=_stale_key(held))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"forget a stale lock in {self.name}") from exc
+
+    def begin_request(self, scope: str, key: str, fingerprint: str, now: float) -> dict[str, Any] | None:
+        """Start the request an `Idempotency-Key` names; the first answer if it was already given.
+
+        Raises `IdempotencyConflictError` if the key was used for another request, or its first use is still
+        running.
+        """
+        item_key = {"pk": {"S": f"idempotency#{scope}#{key}"}, "sk": {"S": "request"}}
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={
+                    **item_key,
+                    "fingerprint": {"S": fingerprint},
+                    "status": {"S": PENDING},
+                    "expires_at": {"N": str(int(now) + IDEMPOTENCY_HOURS * 3600)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise translate(exc, f"record a request in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"record a request in {self.name}") from exc
+        try:
+            item = self._client.get_item(TableName=self.name, Key=item_key, ConsistentRead=True).get("Item", {})
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read a request in {self.name}") from exc
+        if item.get("fingerprint", {}).get("S") != fingerprint:
+            raise IdempotencyConflictError("this Idempotency-Key was used for another request")
+        if item.get("status", {}).get("S") != SENT or "response" not in item:
+            raise IdempotencyConflictError("a request with this Idempotency-Key is still running; try again soon")
+        return dict(json.loads(item["response"]["S"]))
+
+    def finish_request(self, scope: str, key: str, response: dict[str, Any]) -> None:
+        """Keep the answer, so that a retry with the same key gets it instead of doing the work again."""
+        try:
+            self._client.update_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"idempotency#{scope}#{key}"}, "sk": {"S": "request"}},
+                UpdateExpression="SET #status = :sent, #response = :response",
+                ExpressionAttributeNames={"#status": "status", "#response": "response"},
+                ExpressionAttributeValues={":sent": {"S": SENT}, ":response": {"S": json.dumps(response)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"record an answer in {self.name}") from exc
+
+    def abandon_request(self, scope: str, key: str) -> None:
+        """Forget a request that failed, so that a retry may do it."""
+        try:
+            self._client.delete_item(
+                TableName=self.name, Key={"pk": {"S": f"idempotency#{scope}#{key}"}, "sk": {"S": "request"}}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"forget a request in {self.name}") from exc
 
     def _unless_condition_fails(self, write: Callable[[], object], what: str) -> None:
         """Make a conditional write; a failed condition means there is nothing to do."""

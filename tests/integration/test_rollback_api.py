@@ -64,3 +64,29 @@ def test_keys_outside_the_allowed_prefixes_are_403(aws, stack: RunningStack, mon
     monkeypatch.setattr(composition.container().rollbacks, "_allowed_prefixes", ("teams/a/",))
     status, body = post(stack, json.dumps({"key": KEY, "serial": 1}))
     assert (status, body["error"]) == (403, "not_allowed")
+
+
+def test_a_retried_rollback_with_an_idempotency_key_runs_once(aws, stack: RunningStack) -> None:
+    first = put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    put(aws, stack, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+    request = json.dumps({"key": KEY, "version_id": first, "reason": "retry me"})
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "rb-1"}
+    with Client(stack.app.app) as client:
+        answers = [client.http.post("/rollback", headers=headers, body=request) for _ in range(3)]
+        other = client.http.post("/rollback", headers=headers, body=json.dumps({"key": KEY, "serial": 1}))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json_body["new_version_id"] for a in answers}) == 1  # the first answer, three times
+    versions = aws.client("s3").list_object_versions(Bucket=stack.resources.state_bucket, Prefix=KEY)["Versions"]
+    assert len(versions) == 3  # two writes and one rollback, not three
+    assert (other.status_code, other.json_body["error"]) == (409, "idempotency_conflict")
+    assert [n["type"] for n in stack.notifications()] == ["state.restored"]
+
+
+def test_a_failed_request_can_be_retried_with_the_same_key(aws, stack: RunningStack) -> None:
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "rb-2"}
+    body = json.dumps({"key": KEY, "serial": 1})
+    with Client(stack.app.app) as client:
+        assert client.http.post("/rollback", headers=headers, body=body).status_code == 404
+        put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+        put(aws, stack, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+        assert client.http.post("/rollback", headers=headers, body=body).status_code == 200
