@@ -15,7 +15,6 @@ from chalicelib.adapters.s3_state_bucket import ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, with_serial
-from chalicelib.domain.state import StateHeader, parse_state_header
 from chalicelib.domain.state_index import StateDiff, index_state
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
@@ -60,24 +59,28 @@ class RollbackService:
             raise ObjectNotFoundError(f"there is no state at {key}")
         target = self._target(key, request, history)
         target_bytes = self._bucket.read_bytes(key, target.version_id)
-        target_header = _header(target_bytes, "the target version")
+        try:
+            target_index = index_state([target_bytes])
+        except NotAStateError as exc:
+            raise NotAStateError(f"the target version is not a valid state: {exc}") from None
+        target_header = target_index.header
         current = None if history[0].delete_marker else history[0]
-        current_bytes = self._bucket.read_bytes(key, current.version_id) if current else None
-        current_header = _header(current_bytes, "the current version") if current_bytes else None
+        current_index = self._bucket.read_index(key, current.version_id) if current else None
+        current_header = current_index.header if current_index else None
         if current_header is not None:
             base_serial = current_header.serial
         else:  # deleted: go on from the last version there was
             latest = next(entry for entry in history if not entry.delete_marker)
-            base_serial = _header(self._bucket.read_bytes(key, latest.version_id), "the last version").serial
+            base_serial = self._bucket.read_header(key, latest.version_id).serial
         if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
             raise LineageChangeError(
                 f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
                 "send allow_lineage_change: true if that is what you want"
             )
         # An encrypted OpenTofu state cannot be rewritten: it is restored byte for byte.
-        restored = target_bytes if target_header.encrypted else with_serial(target_bytes, base_serial + 1)
-        serial_after = _header(restored, "the restored state").serial
-        diff = StateDiff.between(index_state([current_bytes]) if current_bytes else None, index_state([restored]))
+        serial_after = target_header.serial if target_header.encrypted else base_serial + 1
+        restored = target_bytes if target_header.encrypted else with_serial(target_bytes, serial_after)
+        diff = StateDiff.between(current_index, target_index)  # the serial aside, restored is the target
         result: dict[str, Any] = {
             "key": key,
             "dry_run": request.dry_run,
@@ -155,13 +158,6 @@ class RollbackService:
             if lockfile_version:
                 self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
             self._lock_table.delete_lock_if_unchanged(path, info)
-
-
-def _header(data: bytes, what: str) -> StateHeader:
-    try:
-        return parse_state_header(data, complete=True)
-    except NotAStateError as exc:
-        raise NotAStateError(f"{what} is not a valid state: {exc}") from None
 
 
 def _holder(raw: str) -> dict[str, str] | None:
