@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import boto3
 from chalice.config import Config
-from chalice.local import create_local_server
+from chalice.local import LocalChalice, LocalDevServer, create_local_server
 
 from chalicelib import composition
 from chalicelib.settings import Settings, load_settings
@@ -124,7 +124,10 @@ class LocalStack:
     def _start_api(self, port: int) -> None:
         assert self.app is not None
         config = Config.create(chalice_app=self.app.app, app_name="tfstate-guardian", chalice_stage="local")
-        self._api_server = create_local_server(self.app.app, config, HOST, port)
+        if isinstance(self.app.app, LocalChalice):  # made local once already in this process
+            self._api_server = LocalDevServer(self.app.app, config, HOST, port)
+        else:
+            self._api_server = create_local_server(self.app.app, config, HOST, port)
         thread = threading.Thread(target=self._api_server.serve_forever, name="rest-api", daemon=True)
         thread.start()
         self._threads.append(thread)

@@ -1,0 +1,1 @@
+"""`tfguardian`: the command line for people, over the guardian's REST API."""
