@@ -32,7 +32,7 @@ class RollbackRequest:
         if unknown:
             raise InvalidRequestError(f"unknown fields: {', '.join(sorted(unknown))}")
         key = body.get("key")
-        if not isinstance(key, str) or not key or len(key) > 1024:
+        if not isinstance(key, str) or not valid_key(key):
             raise InvalidRequestError("key must be the state's object key")
         targets = [name for name in ("version_id", "serial", "as_of") if body.get(name) is not None]
         if len(targets) != 1:
@@ -67,6 +67,11 @@ class RollbackRequest:
             reason=reason,
             allow_lineage_change=flags["allow_lineage_change"],
         )
+
+
+def valid_key(key: str) -> bool:
+    """An S3 key a state can have: 1 to 1024 characters, none of them a control character."""
+    return 0 < len(key) <= 1024 and key.isprintable()
 
 
 def with_serial(state: bytes, serial: int) -> bytes:
