@@ -78,7 +78,10 @@ HTTP_STATUS: dict[type[GuardianError], tuple[int, str]] = {
     IdempotencyConflictError: (409, "idempotency_conflict"),
     StateTooLargeError: (413, "too_large"),
     NotAStateError: (422, "not_a_state"),
+    MalformedEventError: (422, "malformed"),
     TransientAwsError: (503, "try_again"),
+    AwsRequestError: (502, "aws_refused"),
+    ChannelDeliveryError: (502, "delivery_failed"),
 }
 
 

@@ -15,9 +15,11 @@ from chalicelib.adapters.s3_state_bucket import ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, with_serial
+from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, index_state
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
+    ChannelDeliveryError,
     LineageChangeError,
     LostRaceError,
     MalformedEventError,
@@ -98,12 +100,28 @@ class RollbackService:
                 f"{self._bucket.name}/{key}", hashlib.md5(restored, usedforsecurity=False).hexdigest()
             )
         logger.warning("state rolled back", key=key, from_version_id=target.version_id, new_version_id=new_version_id)
+        try:
+            self._notify_restored(
+                key=key, from_version_id=target.version_id, new_version_id=new_version_id,
+                current_header=current_header, serial_after=serial_after, caller=caller, request=request, now=now,
+            )  # fmt: skip
+        except ChannelDeliveryError as exc:
+            # The rollback is done: failing the request now would invite a second one. The notifier logged and
+            # counted the failure; the answer says so too.
+            logger.warning("rollback done but not notified", key=key, error=str(exc))
+            return {**result, "new_version_id": new_version_id, "notified": False}
+        return {**result, "new_version_id": new_version_id, "notified": True}
+
+    def _notify_restored(
+        self, *, key: str, from_version_id: str, new_version_id: str, current_header: StateHeader | None,
+        serial_after: int, caller: str, request: RollbackRequest, now: datetime,
+    ) -> None:  # fmt: skip
         self._notifier.notify(
             notifications.state_restored(
                 bucket=self._bucket.name,
                 state_key=StateKey.parse(key, self._workspace_key_prefixes),
                 occurred_at=now,
-                from_version_id=target.version_id,
+                from_version_id=from_version_id,
                 new_version_id=new_version_id,
                 serial_before=current_header.serial if current_header else None,
                 serial_after=serial_after,
@@ -111,7 +129,6 @@ class RollbackService:
                 reason=request.reason,
             )
         )
-        return {**result, "new_version_id": new_version_id}
 
     def _target(self, key: str, request: RollbackRequest, history: list[ObjectVersion]) -> ObjectVersion:
         versions = [entry for entry in history if not entry.delete_marker]

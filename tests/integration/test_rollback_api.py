@@ -8,6 +8,7 @@ from typing import Any
 from chalice.test import Client
 
 from chalicelib import composition
+from chalicelib.errors import ChannelDeliveryError
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
 
@@ -90,3 +91,22 @@ def test_a_failed_request_can_be_retried_with_the_same_key(aws, stack: RunningSt
         put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
         put(aws, stack, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
         assert client.http.post("/rollback", headers=headers, body=body).status_code == 200
+
+
+def test_a_rollback_whose_notification_fails_is_not_done_twice(aws, stack: RunningStack, monkeypatch) -> None:
+    first = put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
+    put(aws, stack, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+    notifier = composition.container().notifier
+
+    def down(notifications) -> None:
+        raise ChannelDeliveryError("every channel is down")
+
+    monkeypatch.setattr(notifier, "notify_all", down)
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "rb-3"}
+    body = json.dumps({"key": KEY, "version_id": first})
+    with Client(stack.app.app) as client:
+        answers = [client.http.post("/rollback", headers=headers, body=body) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json_body["notified"] for a in answers] == [False, False]
+    versions = aws.client("s3").list_object_versions(Bucket=stack.resources.state_bucket, Prefix=KEY)["Versions"]
+    assert len(versions) == 3
