@@ -90,9 +90,12 @@ class LockReaper:
         return outcomes
 
     def _held_locks(self) -> list[HeldLock]:
+        # A lock table may serve several buckets: only the states of this bucket can be checked for life.
+        ours = f"{self._bucket.name}/"
         held = [
             HeldLock(state_path=lock_id, source=LockSource.DYNAMODB, raw=info, lock=_parse(info))
             for lock_id, info in self._lock_table.held_locks()
+            if lock_id.startswith(ours)
         ]
         for key, version_id, body in self._bucket.lockfiles():
             state_path = f"{self._bucket.name}/{state_key_of_lockfile(key)}"

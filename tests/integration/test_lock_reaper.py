@@ -232,3 +232,13 @@ def test_the_api_trigger_is_a_dry_run_unless_told_otherwise(aws, stack, reaper) 
             "/locks/reap", headers={"Content-Type": "application/json"}, body=json.dumps({"dry_run": False})
         )
         assert [lock["action"] for lock in response.json_body["locks"]] == ["warned"]
+
+
+def test_locks_of_another_bucket_sharing_the_table_are_left_alone(aws, stack, reaper) -> None:
+    info = json.loads(lock_info(stack))
+    info["Path"] = "other-bucket/" + KEY
+    aws.client("dynamodb").put_item(
+        TableName=stack.resources.lock_table,
+        Item={"LockID": {"S": "other-bucket/" + KEY}, "Info": {"S": json.dumps(info, separators=(",", ":"))}},
+    )
+    assert reaper.run(NOW) == [] and reaper.run(NOW + timedelta(days=1)) == []
