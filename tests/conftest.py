@@ -140,3 +140,32 @@ def stack(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Path) -
         finally:
             local.stop()
             composition.install(None)
+
+
+@pytest.fixture
+def stack_with(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Path) -> Iterator[Any]:
+    """Start a local stack with options of the test's own (a REST API port, another app) on the shared emulator."""
+    started: list[LocalStack] = []
+    log = (tmp_path / "stack.log").open("w", encoding="utf-8")
+
+    def start(**options: Any) -> LocalStack:
+        local = LocalStack(
+            StackOptions(
+                notify_file=tmp_path / "notifications.jsonl",
+                work_dir=tmp_path,
+                log=log,
+                emulator_endpoint=moto_server.endpoint,
+                **options,
+            )
+        )
+        local.start()
+        started.append(local)
+        return local
+
+    try:
+        yield start
+    finally:
+        for local in started:
+            local.stop()
+        log.close()
+        composition.install(None)

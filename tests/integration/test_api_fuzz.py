@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from chalicelib import composition
 from local_stack.emulator import free_port
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalStack
 from tests.support.events import state_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,27 +21,13 @@ KEY = "fuzz/terraform.tfstate"
 
 
 @pytest.fixture
-def api(aws, moto_server, tmp_path: Path) -> Iterator[tuple[LocalStack, object]]:
-    with (tmp_path / "log").open("w") as log:
-        stack = LocalStack(
-            StackOptions(
-                notify_file=tmp_path / "n.jsonl",
-                work_dir=tmp_path,
-                log=log,
-                emulator_endpoint=moto_server.endpoint,
-                api_port=free_port(),
-            )
-        )
-        stack.start()
-        assert stack.resources is not None
-        s3 = aws.client("s3")
-        for name in ("state_tf1.11.4_first_apply_serial1.json", "state_tf1.11.4_second_apply_serial2.json"):
-            s3.put_object(Bucket=stack.resources.state_bucket, Key=KEY, Body=state_bytes(name))
-        try:
-            yield stack, s3
-        finally:
-            stack.stop()
-            composition.install(None)
+def api(aws, stack_with) -> tuple[LocalStack, object]:
+    stack = stack_with(api_port=free_port())
+    assert stack.resources is not None
+    s3 = aws.client("s3")
+    for name in ("state_tf1.11.4_first_apply_serial1.json", "state_tf1.11.4_second_apply_serial2.json"):
+        s3.put_object(Bucket=stack.resources.state_bucket, Key=KEY, Body=state_bytes(name))
+    return stack, s3
 
 
 def snapshot(stack: LocalStack, s3) -> list[str]:

@@ -5,37 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from chalicelib import composition
 from local_stack.emulator import free_port
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalStack
 from tests.support.events import state_bytes
 
 KEY = "cli/terraform.tfstate"
 
 
 @pytest.fixture
-def api(aws, moto_server, tmp_path: Path) -> Iterator[LocalStack]:
-    with (tmp_path / "log").open("w") as log:
-        stack = LocalStack(
-            StackOptions(
-                notify_file=tmp_path / "n.jsonl",
-                work_dir=tmp_path,
-                log=log,
-                emulator_endpoint=moto_server.endpoint,
-                api_port=free_port(),
-            )
-        )
-        stack.start()
-        try:
-            yield stack
-        finally:
-            stack.stop()
-            composition.install(None)
+def api(stack_with) -> LocalStack:
+    return stack_with(api_port=free_port())  # type: ignore[no-any-return]
 
 
 def tfguardian(api: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import boto3
 
 from local_stack.emulator import free_port
-from local_stack.stack import LocalStack, StackOptions
 from tests.support import scheduled_app
 from tests.support.events import state_bytes
 
@@ -94,22 +93,9 @@ def test_port_in_use_gives_a_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_scheduled_jobs_run_with_a_scheduled_event(aws, moto_server, tmp_path: Path) -> None:
-    with (tmp_path / "log").open("w") as log:
-        stack = LocalStack(
-            StackOptions(
-                notify_file=tmp_path / "n.jsonl",
-                work_dir=tmp_path,
-                log=log,
-                emulator_endpoint=moto_server.endpoint,
-                app_module="tests.support.scheduled_app",
-            )
-        )
-        stack.start()
-        try:
-            scheduled_app.calls.clear()
-            assert stack.run_scheduled() == 1
-        finally:
-            stack.stop()
+def test_scheduled_jobs_run_with_a_scheduled_event(stack_with) -> None:
+    stack = stack_with(app_module="tests.support.scheduled_app")
+    scheduled_app.calls.clear()
+    assert stack.run_scheduled() == 1
     (event,) = scheduled_app.calls
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
