@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from tests.support.secrets import leaks
 
 # Everything the guardian said during the current test: notifications, log lines and metrics.
 _SURFACES: list[tuple[str, str]] = []
+# Every AWS call the guardian's own clients made in this run: (service, operation, parameters).
+AWS_CALLS: list[tuple[str, str, dict[str, Any]]] = []
 
 
 class _Collect(logging.Handler):
@@ -47,10 +50,23 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
         _SURFACES.append(("metrics", json.dumps(self.serialize_metric_set())))
         flush(self, *args, **kwargs)
 
+    def recorded_session(self: composition.Container) -> boto3.session.Session:
+        session = boto3.session.Session()
+        session.events.register(
+            "before-parameter-build",
+            lambda model, params, **_: AWS_CALLS.append((model.service_model.service_name, model.name, params)),
+        )
+        return session
+
+    original_session = composition.Container.__dict__["_session"]
+    recording = functools.cached_property(recorded_session)
+    recording.__set_name__(composition.Container, "_session")
+    composition.Container._session = recording  # type: ignore[assignment]
     Notifier.notify = watched_notify  # type: ignore[method-assign]
     Metrics.flush_metrics = watched_flush  # type: ignore[method-assign]
     yield
     Notifier.notify, Metrics.flush_metrics = notify, flush  # type: ignore[method-assign]
+    composition.Container._session = original_session  # type: ignore[method-assign]
     service_logger.removeHandler(handler)
     service_logger.setLevel(level)
 
@@ -169,3 +185,8 @@ def stack_with(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Pa
             local.stop()
         log.close()
         composition.install(None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` look at what the whole run did: they go at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
