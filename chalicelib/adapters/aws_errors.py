@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import AwsRequestError, GuardianError, ObjectNotFoundError, TransientAwsError
@@ -36,3 +38,16 @@ def translate(exc: ClientError | BotoCoreError, action: str) -> GuardianError:
     if code in _TRANSIENT_CODES or status >= 500 or status == 429:
         return TransientAwsError(message)
     return AwsRequestError(message)
+
+
+def conditional_write(write: Callable[[], object], action: str) -> bool:
+    """Make a conditional write: True if it was made, False if its condition did not hold."""
+    try:
+        write()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise translate(exc, action) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, action) from exc
+    return True

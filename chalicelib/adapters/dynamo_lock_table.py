@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.aws_errors import translate
+from chalicelib.adapters.aws_errors import conditional_write, translate
 from chalicelib.domain.lock_table import DIGEST_SUFFIX
 
 if TYPE_CHECKING:
@@ -58,21 +58,16 @@ class DynamoLockTable:
         """Delete a lock item only if its `Info` is byte for byte what was verified; False if it changed or went."""
         if lock_id.endswith(DIGEST_SUFFIX):
             raise ValueError("a digest item is never a lock")
-        try:
-            self._client.delete_item(
+        return conditional_write(
+            lambda: self._client.delete_item(
                 TableName=self.name,
                 Key={"LockID": {"S": lock_id}},
                 ConditionExpression="#info = :info",
                 ExpressionAttributeNames={"#info": "Info"},
                 ExpressionAttributeValues={":info": {"S": info}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, f"release a lock in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"release a lock in {self.name}") from exc
-        return True
+            ),
+            f"release a lock in {self.name}",
+        )
 
     def current_lock(self, state_path: str) -> str | None:
         """The `Info` of the lock item of a state, if one is held."""
@@ -87,19 +82,14 @@ class DynamoLockTable:
 
     def take_lock(self, state_path: str, info: str) -> bool:
         """Take a lock the way Terraform does (a put conditioned on no lock item); False if one is held."""
-        try:
-            self._client.put_item(
+        return conditional_write(
+            lambda: self._client.put_item(
                 TableName=self.name,
                 Item={"LockID": {"S": state_path}, "Info": {"S": info}},
                 ConditionExpression="attribute_not_exists(LockID)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, f"lock {state_path}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"lock {state_path}") from exc
-        return True
+            ),
+            f"lock {state_path}",
+        )
 
     def put_digest(self, state_path: str, digest: str) -> None:
         """Set the digest Terraform checks the state's bytes against."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.aws_errors import translate
+from chalicelib.adapters.aws_errors import conditional_write, translate
 from chalicelib.domain.digests import DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
 from chalicelib.domain.staleness import HeldLock, StaleRecord
@@ -205,7 +204,7 @@ class GuardianTable:
 
     def put_digest_suspect(self, suspect: DigestSuspect) -> None:
         """Remember a state whose bytes did not match its digest, to look at again after the grace period."""
-        self._unless_condition_fails(
+        conditional_write(
             lambda: self._client.put_item(
                 TableName=self.name,
                 Item={
@@ -219,7 +218,7 @@ class GuardianTable:
                 ConditionExpression="attribute_not_exists(pk) OR version_id <> :version",
                 ExpressionAttributeValues={":version": {"S": suspect.version_id}},
             ),
-            "record a digest suspect",
+            f"record a digest suspect in {self.name}",
         )
 
     def digest_suspects(self) -> list[DigestSuspect]:
@@ -247,14 +246,14 @@ class GuardianTable:
 
     def clear_digest_suspect(self, suspect: DigestSuspect) -> None:
         """Forget a suspect, unless a newer sighting replaced it meanwhile."""
-        self._unless_condition_fails(
+        conditional_write(
             lambda: self._client.delete_item(
                 TableName=self.name,
                 Key={"pk": {"S": DIGEST_SUSPECTS}, "sk": {"S": suspect.state_path}},
                 ConditionExpression="version_id = :version",
                 ExpressionAttributeValues={":version": {"S": suspect.version_id}},
             ),
-            "clear a digest suspect",
+            f"clear a digest suspect in {self.name}",
         )
 
     def stale_record(self, held: HeldLock) -> StaleRecord | None:
@@ -350,17 +349,6 @@ class GuardianTable:
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"forget a request in {self.name}") from exc
-
-    def _unless_condition_fails(self, write: Callable[[], object], what: str) -> None:
-        """Make a conditional write; a failed condition means there is nothing to do."""
-        try:
-            write()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise translate(exc, f"{what} in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"{what} in {self.name}") from exc
 
 
 def _stale_key(held: HeldLock) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.errors import InvalidRequestError, NotAStateError
+from chalicelib.errors import InvalidRequestError, NotAllowedError, NotAStateError
 
 MAX_REASON = 500
 
@@ -72,6 +72,15 @@ class RollbackRequest:
 def valid_key(key: str) -> bool:
     """An S3 key a state can have: 1 to 1024 characters, none of them a control character."""
     return 0 < len(key) <= 1024 and key.isprintable()
+
+
+def allowed_key(key: str, allowed_prefixes: tuple[str, ...]) -> str:
+    """`key` if it is a valid state key under the allowed prefixes (all, when there are none)."""
+    if not valid_key(key):
+        raise InvalidRequestError("key must be the state's object key, with no control characters")
+    if allowed_prefixes and not key.startswith(allowed_prefixes):
+        raise NotAllowedError(f"{key} is outside the allowed key prefixes")
+    return key
 
 
 def with_serial(state: bytes, serial: int) -> bytes:

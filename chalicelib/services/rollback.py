@@ -14,7 +14,7 @@ from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.s3_state_bucket import ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
-from chalicelib.domain.rollback import RollbackRequest, with_serial
+from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, index_state
 from chalicelib.domain.state_keys import StateKey
@@ -23,7 +23,6 @@ from chalicelib.errors import (
     LineageChangeError,
     LostRaceError,
     MalformedEventError,
-    NotAllowedError,
     NotAStateError,
     ObjectNotFoundError,
     StateLockedError,
@@ -53,9 +52,7 @@ class RollbackService:
         self._workspace_key_prefixes = workspace_key_prefixes
 
     def rollback(self, request: RollbackRequest, *, caller: str, now: datetime) -> dict[str, Any]:
-        key = request.key
-        if self._allowed_prefixes and not key.startswith(self._allowed_prefixes):
-            raise NotAllowedError(f"{key} is outside the allowed key prefixes")
+        key = allowed_key(request.key, self._allowed_prefixes)
         history = self._bucket.history(key)
         if not history:
             raise ObjectNotFoundError(f"there is no state at {key}")

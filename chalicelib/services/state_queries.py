@@ -10,7 +10,7 @@ from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain.locks import LockInfo, LockSource
 from chalicelib.domain.notifications import rfc3339
-from chalicelib.domain.rollback import valid_key
+from chalicelib.domain.rollback import allowed_key
 from chalicelib.domain.state import parse_state_header
 from chalicelib.domain.state_index import StateDiff
 from chalicelib.domain.state_keys import StateKey, StateKeyFilter, is_lockfile
@@ -18,7 +18,6 @@ from chalicelib.errors import (
     InvalidRequestError,
     LostRaceError,
     MalformedEventError,
-    NotAllowedError,
     NotAStateError,
     ObjectNotFoundError,
     StateLockedError,
@@ -47,11 +46,7 @@ class StateQueries:
         self._workspace_key_prefixes = workspace_key_prefixes
 
     def allowed(self, key: str) -> str:
-        if not valid_key(key):
-            raise InvalidRequestError("key must be the state's object key, with no control characters")
-        if self._allowed_prefixes and not key.startswith(self._allowed_prefixes):
-            raise NotAllowedError(f"{key} is outside the allowed key prefixes")
-        return key
+        return allowed_key(key, self._allowed_prefixes)
 
     def states(self, prefix: str) -> list[dict[str, Any]]:
         objects = self._bucket.list_keys(prefix)
