@@ -35,11 +35,12 @@ def generate_state(
                 attributes[field] = f"{field}-{rng.getrandbits(40):x}"
             attributes["tags"] = {"team": "platform", "env": "prod", "index": str(i)}
             attributes["password"] = secret
-            instance: dict[str, Any] = {"schema_version": 1, "attributes": attributes, "sensitive_attributes": []}
+            instance: dict[str, Any] = {}  # members in the order Terraform writes them
             if keyed == "count":
                 instance["index_key"] = i
             elif keyed == "for_each":
                 instance["index_key"] = f"key-{i}"
+            instance.update(schema_version=1, attributes=attributes, sensitive_attributes=[])
             instances.append(instance)
         block: dict[str, Any] = {
             "mode": "managed",

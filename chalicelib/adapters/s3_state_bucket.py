@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
-from chalicelib.domain.state_index import StateIndex, index_state
+from chalicelib.domain.state_index import DECODED, StateIndex, index_state
 from chalicelib.domain.state_keys import LOCKFILE_SUFFIX
 from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoundError, StateTooLargeError
 
@@ -76,9 +76,13 @@ class S3StateBucket:
         except HeaderIncomplete:
             return parse_state_header(b"".join(self._chunks(key, version_id)), complete=True)
 
-    def read_index(self, key: str, version_id: str | None) -> StateIndex:
-        """Index one state version in a single streaming read, never holding the whole object."""
-        return index_state(self._chunks(key, version_id))
+    def read_index(self, key: str, version_id: str | None, *, like: StateIndex | None = None) -> StateIndex:
+        """Index one state version in a streaming read, never holding the whole object.
+
+        With `like`, the index's resource digests are of the same kind as that one's, so the two compare.
+        """
+        decoded = like is not None and like.resource_digests == DECODED
+        return index_state(lambda: self._chunks(key, version_id), decoded=decoded)
 
     def md5_of(self, key: str, version_id: str | None) -> str:
         """The hex MD5 of one object version's bytes, as Terraform's digest item holds it."""

@@ -1,8 +1,15 @@
 """A state read in one streaming pass: its header, and a digest per resource instance address and output name.
 
-The bytes are decoded incrementally with the standard library's C JSON decoder, one top-level member and
-one resource at a time, so memory stays near the size of one resource rather than of the whole state.
-Values are reduced to digests at once: no attribute or output value outlives the pass.
+The bytes are read incrementally, one top-level member and one resource at a time, so memory stays near the
+size of one resource rather than of the whole state. Values are reduced to digests at once: no attribute or
+output value outlives the pass.
+
+Terraform and OpenTofu write a state with Go's `json.MarshalIndent` (two spaces, map keys sorted), so equal
+values are equal bytes. In that layout a resource's instances are found by their indentation and each
+instance's attributes are digested as the exact text Terraform wrote, without decoding them: that is what
+keeps a diff within a small multiple of reading the bytes. A state in any other layout (compact JSON, a
+hand-made file) is decoded with the standard library's C JSON scanner and its attributes digested as values.
+The two kinds of digest are not comparable with each other: see `StateIndex.comparable_with`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import json
 import json.scanner
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +31,46 @@ _NOT_WHITESPACE = re.compile(r"[^ \t\n\r]")
 _COMPACT_AT = 1 << 20  # drop consumed text once this much has piled up
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
 
+TERRAFORM_LAYOUT = "terraform-layout"  # attributes digested as the text Terraform wrote
+DECODED = "decoded"  # attributes digested as decoded values
+
+# Terraform's layout, by indentation: a resource is an object at depth 2, an instance one at depth 4. No string
+# holds a raw newline, so a newline and an exact indentation can only be structure.
+_LAYOUT_START = '{\n  "'
+_RESOURCES_START = ' [\n    {\n      "'
+_BETWEEN_RESOURCES = "\n    },\n    {\n"
+_RESOURCES_END = "\n    }\n  ]"
+_NEXT_INSTANCE = ",\n        {\n"
+_INSTANCE_END = "\n        }"
+_INSTANCES_END = "\n      ]\n    }"
+_MULTILINE_VALUE_END = "\n          }"
+_STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_SINGLE_LINE_MEMBERS = r'(?:{indent}"[a-z_]+": (?:[^\n{{\[][^\n]*|\[\]|\{{\}}),\n)*'
+# A resource's members up to its first instance's, in Terraform's order; other single-line members are let
+# through, so that a member added by a later Terraform does not matter.
+_RESOURCE_HEAD = re.compile(
+    r'\n    \{\n(?:      "module": (' + _STRING + r"),\n)?"
+    r'      "mode": "([a-z]+)",\n'
+    r'      "type": "([^"\\\n]+)",\n'
+    r'      "name": "([^"\\\n]+)",\n'
+    + _SINGLE_LINE_MEMBERS.format(indent="      ")
+    + r'      "instances": \[(?:\]\n    \}|(?=\n        \{\n))'
+)
+# An instance's members up to the value of its attributes.
+_INSTANCE_HEAD = re.compile(
+    r'\n        \{\n(?:          "index_key": (-?\d+|' + _STRING + r"),\n)?"
+    r'(?:          "status": "([a-z]+)",\n)?'
+    r'(?:          "deposed": "([0-9a-zA-Z]+)",\n)?'
+    + _SINGLE_LINE_MEMBERS.format(indent="          ")
+    + r'          "attributes(?:_flat)?": '
+)
+# What must not follow the attributes, or `_INSTANCE_HEAD` would have missed it.
+_LATE_MEMBER = re.compile(r'\n          "(?:index_key|status|deposed|attributes|attributes_flat)": ')
+
+
+class _NotTheLayout(Exception):
+    """The resources are not in Terraform's layout after all: index the state decoded."""
+
 
 @dataclass(frozen=True)
 class StateIndex:
@@ -34,6 +81,13 @@ class StateIndex:
     md5: str
     resources: dict[str, int]
     outputs: dict[str, int]
+    resource_digests: str = DECODED  # TERRAFORM_LAYOUT or DECODED
+
+    def comparable_with(self, other: StateIndex | None) -> bool:
+        """Whether resource digests of the two can be compared; if not, index the other one `decoded` too."""
+        return (
+            other is None or not (self.resources and other.resources) or other.resource_digests == self.resource_digests
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +103,8 @@ class StateDiff:
 
     @classmethod
     def between(cls, before: StateIndex | None, after: StateIndex) -> StateDiff:
+        if not after.comparable_with(before):
+            raise ValueError("resource digests of a Terraform-layout index and a decoded one cannot be compared")
         old_resources = before.resources if before else {}
         old_outputs = before.outputs if before else {}
         return cls(
@@ -64,18 +120,41 @@ def _compare(old: dict[str, int], new: dict[str, int]) -> tuple[list[str], list[
     return added, changed, removed
 
 
-def index_state(chunks: Iterable[bytes]) -> StateIndex:
-    """Index a state from its bytes, given in chunks; raises `NotAStateError` for anything else."""
+ChunkSource = Callable[[], Iterable[bytes]] | Sequence[bytes]
+
+
+def index_state(chunks: ChunkSource, *, decoded: bool = False) -> StateIndex:
+    """Index a state from its bytes, given in chunks; raises `NotAStateError` for anything else.
+
+    `chunks` is a list, or a function that opens the bytes again: a state that looks like Terraform's layout at
+    first and turns out not to be is read a second time, decoded. `decoded` digests attributes as values even in
+    Terraform's layout, to compare with a state in another one.
+    """
+    if not decoded:
+        try:
+            return _index(chunks() if callable(chunks) else chunks, decoded=False)
+        except _NotTheLayout:
+            pass
+    return _index(chunks() if callable(chunks) else chunks, decoded=True)
+
+
+def _index(chunks: Iterable[bytes], *, decoded: bool) -> StateIndex:
     reader = _StreamingObjectReader(chunks)
     scalars: dict[str, object] = {}
     resources: dict[str, int] = {}
     outputs: dict[str, int] = {}
     keys: set[str] = set()
+    in_layout = not decoded and reader.starts_with(_LAYOUT_START)
     for key in reader.members():
         keys.add(key)
         if key == "resources" and not keys & _ENCRYPTED_MARKERS:
-            for resource in reader.array_items():
-                _index_resource(resource, resources)
+            if in_layout and reader.starts_with(_RESOURCES_START):
+                for block in reader.resource_blocks():
+                    _index_resource_block(block, resources)
+            else:
+                in_layout = in_layout and reader.starts_with(" []")
+                for resource in reader.array_items():
+                    _index_resource(resource, resources)
         elif key == "outputs" and not keys & _ENCRYPTED_MARKERS:
             value = reader.value()
             if not isinstance(value, dict):
@@ -91,8 +170,81 @@ def index_state(chunks: Iterable[bytes]) -> StateIndex:
     if encrypted:
         resources, outputs = {}, {}
     return StateIndex(
-        header=header, size=reader.consumed_bytes, md5=reader.md5.hexdigest(), resources=resources, outputs=outputs
+        header=header,
+        size=reader.consumed_bytes,
+        md5=reader.md5.hexdigest(),
+        resources=resources,
+        outputs=outputs,
+        resource_digests=TERRAFORM_LAYOUT if in_layout else DECODED,
     )
+
+
+def _index_resource_block(block: str, into: dict[str, int]) -> None:
+    """Whole resources in Terraform's layout, as `resource_blocks` gives them; attributes digested as written."""
+    pos = 0
+    while True:
+        resource = _RESOURCE_HEAD.match(block, pos)
+        if resource is None:
+            raise _NotTheLayout
+        module, mode, type_name, name = resource.groups()
+        base = f"{type_name}.{name}" if mode == "managed" else f"data.{type_name}.{name}"
+        if module is not None:
+            base = f"{_decode_string(module)}.{base}"
+        pos = resource.end()
+        if not block.startswith("]", pos - 7):  # "instances": []
+            pos = _index_instances(block, pos, base, into)
+        if pos == len(block):
+            return
+        if not block.startswith(",", pos):
+            raise _NotTheLayout
+        pos += 1
+
+
+def _index_instances(block: str, pos: int, base: str, into: dict[str, int]) -> int:
+    """The instances of one resource, from the first one's start; returns the position after the resource."""
+    # Called once per resource and looping once per instance: names are bound locally for speed.
+    match, find, startswith, late_member = _INSTANCE_HEAD.match, block.find, block.startswith, _LATE_MEMBER.search
+    while True:
+        instance = match(block, pos)
+        if instance is None:
+            raise _NotTheLayout
+        index_key, status, deposed = instance.groups()
+        start = instance.end()
+        if startswith("{\n", start):
+            end = find(_MULTILINE_VALUE_END, start) + len(_MULTILINE_VALUE_END)
+        else:
+            end = find("\n", start)
+        pos = find(_INSTANCE_END, end)
+        if pos < 0 or late_member(block, end, pos):
+            raise _NotTheLayout
+        if index_key is None:
+            address = base
+        elif index_key[0] != '"' or ("\\" not in index_key and index_key.isprintable()):
+            address = f"{base}[{index_key}]"
+        else:
+            address = base + _index_suffix(_decode_token(index_key))
+        if deposed is not None:
+            address += f" (deposed {deposed})"
+        # "tainted" changes what the next apply does
+        into[address] = hash(block[start:end]) if status is None else hash((block[start:end], status))
+        pos += len(_INSTANCE_END)
+        if startswith(_NEXT_INSTANCE, pos):
+            pos += 1
+        elif startswith(_INSTANCES_END, pos):
+            return pos + len(_INSTANCES_END)
+        else:
+            raise _NotTheLayout
+
+
+def _decode_token(token: str) -> Any:
+    try:
+        return json.loads(token)
+    except json.JSONDecodeError:
+        raise NotAStateError(f"malformed JSON: {token[:40]!r}") from None
+
+
+def _decode_string(token: str) -> str:
+    return token[1:-1] if "\\" not in token else str(_decode_token(token))
 
 
 def _index_resource(resource: Any, into: dict[str, int]) -> None:
@@ -140,14 +292,16 @@ def _index_suffix(index_key: Any) -> str:
     raise NotAStateError("a resource instance has an index_key that is neither a number nor a string")
 
 
+# The C scanner behind json.loads, without the wrapper that re-scans whitespace on each call.
+_SCAN: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 class _StreamingObjectReader:
     """Reads the members of one top-level JSON object from chunks of UTF-8, one value at a time."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        # The C scanner behind json.loads, without the wrapper that re-scans whitespace on each call.
-        self._scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
         self._text = ""
         self._pos = 0
         self._eof = False
@@ -191,11 +345,37 @@ class _StreamingObjectReader:
             if separator != ",":
                 raise NotAStateError("malformed JSON")
 
+    def starts_with(self, prefix: str) -> bool:
+        """Whether the text at the current position starts with `prefix`; consumes nothing."""
+        while len(self._text) - self._pos < len(prefix) and not self._eof:
+            self._read()
+        return self._text.startswith(prefix, self._pos)
+
+    def resource_blocks(self) -> Iterator[str]:
+        """Whole resources of a `resources` array in Terraform's layout (see `_RESOURCES_START`), as read."""
+        self._pos += 2  # " ["
+        while True:
+            # The end can only follow the last resource that begins in the text read so far.
+            between = self._text.rfind(_BETWEEN_RESOURCES, self._pos)
+            end = self._text.find(_RESOURCES_END, max(between, self._pos))
+            if end >= 0:
+                block = self._text[self._pos : end + 6]
+                self._pos = end + len(_RESOURCES_END)
+                yield block
+                return
+            if between >= 0:
+                block = self._text[self._pos : between + 6]
+                self._pos = between + 7
+                yield block
+            if self._eof:
+                raise NotAStateError("the JSON ends too early")
+            self._read(at_least=len(self._text) - self._pos)
+
     def _decode(self) -> Any:
         self._peek()
         while True:
             try:
-                value, end = self._scan(self._text, self._pos)
+                value, end = _SCAN(self._text, self._pos)
             except (json.JSONDecodeError, StopIteration):
                 if self._eof:
                     raise NotAStateError("not valid JSON") from None

@@ -64,7 +64,9 @@ class RollbackService:
             raise NotAStateError(f"the target version is not a valid state: {exc}") from None
         target_header = target_index.header
         current = None if history[0].delete_marker else history[0]
-        current_index = self._bucket.read_index(key, current.version_id) if current else None
+        current_index = self._bucket.read_index(key, current.version_id, like=target_index) if current else None
+        if not target_index.comparable_with(current_index):
+            target_index = index_state([target_bytes], decoded=True)
         current_header = current_index.header if current_index else None
         if current_header is not None:
             base_serial = current_header.serial

@@ -60,7 +60,9 @@ class StateChangeService:
             _skip("state version no longer exists", key=event.key, version_id=event.version_id)
             return
         self._digests.check_write(event.key, event.version_id, after.md5, event.event_time)
-        previous_version_id, before = self._predecessor(event)
+        previous_version_id, before = self._predecessor(event, after)
+        if not after.comparable_with(before):  # the predecessor is not in Terraform's layout
+            after = self._bucket.read_index(event.key, event.version_id, like=before)
         self._notifier.notify(
             notifications.state_changed(
                 event=event,
@@ -73,14 +75,14 @@ class StateChangeService:
             )
         )
 
-    def _predecessor(self, event: ObjectEvent) -> tuple[str | None, StateIndex | None]:
+    def _predecessor(self, event: ObjectEvent, after: StateIndex) -> tuple[str | None, StateIndex | None]:
         if event.version_id is None:
             return None, None
         previous_version_id = self._bucket.previous_version(event.key, event.version_id)
         if previous_version_id is None:
             return None, None
         try:
-            return previous_version_id, self._bucket.read_index(event.key, previous_version_id)
+            return previous_version_id, self._bucket.read_index(event.key, previous_version_id, like=after)
         except (NotAStateError, ObjectNotFoundError) as exc:
             logger.warning("previous version is not a readable state", key=event.key, reason=str(exc))
             return previous_version_id, None

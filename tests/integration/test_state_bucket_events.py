@@ -40,6 +40,27 @@ def test_two_writes_give_two_state_changed_notifications(aws, stack: RunningStac
     assert changed["workspace"] == "default"
 
 
+@pytest.mark.parametrize("hand_made", ["first", "second"])
+def test_a_hand_made_version_compares_with_terraforms_own(aws, stack, hand_made: str) -> None:
+    """A state pushed as compact JSON (`aws s3 cp` of an edited file) next to one Terraform wrote."""
+    key = "app/terraform.tfstate"
+    first = json.loads(state_bytes("state_tf1.11.4_after_state_push_fake_aws_resources.json"))
+    second = json.loads(json.dumps(first))
+    second["serial"] += 1
+    second["resources"][0]["instances"][0]["attributes"]["instance_type"] = "t3.large"
+    for state, name in ((first, "first"), (second, "second")):
+        if name == hand_made:
+            body = json.dumps(state, separators=(",", ":")).encode()
+        else:
+            body = (json.dumps(state, indent=2) + "\n").encode()  # Terraform's layout
+        put(aws, stack, key, body)
+        stack.pump()
+    changed = stack.notifications()[1]
+    assert stack.failures() == ""
+    assert changed["details"]["resources"]["changed"] == ["aws_instance.web[0]"]
+    assert changed["summary"] == "app: serial 5→6: +0 ~1 -0"
+
+
 def aws_event(bucket: str, key: str, version_id: str) -> dict[str, object]:
     record = {
         "eventVersion": "2.1",

@@ -80,8 +80,107 @@ def test_diff_tells_added_changed_and_removed() -> None:
 def test_identical_states_differ_in_nothing() -> None:
     data = state_bytes(generate_state(40, seed=2))
     compact = json.dumps(json.loads(data), separators=(",", ":")).encode()
-    diff = StateDiff.between(index_state([data]), index_state([compact]))
+    assert StateDiff.between(index_state([data]), index_state([data])) == StateDiff([], [], [], [], [], [])
+    # In two layouts, the digests of the attributes are only comparable once both are decoded.
+    with pytest.raises(ValueError, match="cannot be compared"):
+        StateDiff.between(index_state([data]), index_state([compact]))
+    diff = StateDiff.between(index_state([data], decoded=True), index_state([compact]))
     assert diff == StateDiff([], [], [], [], [], [])
+
+
+def terraform_layout(state: dict) -> bytes:
+    return (json.dumps(state, indent=2) + "\n").encode()
+
+
+def awkward_state() -> dict:
+    """Every kind of instance address, in the member order Terraform writes."""
+    return {
+        "version": 4,
+        "terraform_version": "1.11.4",
+        "serial": 3,
+        "lineage": "L",
+        "outputs": {"o": {"value": "x", "type": "string"}},
+        "resources": [
+            {"module": 'module.x["k\\"]', "mode": "managed", "type": "null_resource", "name": "n",
+             "provider": 'provider["registry.terraform.io/hashicorp/null"]', "instances": [
+                {"index_key": 'we"ird<&>', "schema_version": 0, "attributes": {"id": "1"}},
+                {"index_key": "caf\u00e9", "status": "tainted", "schema_version": 0, "attributes": {"id": "2"}},
+                {"index_key": -3, "deposed": "00000001", "schema_version": 0, "attributes": {}},
+                {"index_key": 4, "schema_version": 0, "attributes_flat": {"id": "4"}},
+            ]},
+            {"mode": "data", "type": "aws_ami", "name": "ubuntu", "each": "map", "provider": "p",
+             "instances": []},
+            {"mode": "managed", "type": "aws_eip", "name": "ip", "provider": "p", "instances": [
+                {"schema_version": 1, "attributes": {"id": "e", "tags": {"a": [1, 2.5, None, True]}},
+                 "sensitive_attributes": [[{"type": "get_attr", "value": "id"}]], "private": "bnVsbA==",
+                 "dependencies": ["module.x.null_resource.n"], "identity_schema_version": 0}]},
+        ],
+        "check_results": [{"object_kind": "resource", "config_addr": "aws_eip.ip", "status": "pass",
+                           "objects": [{"object_addr": "aws_eip.ip", "status": "pass"}]}],
+    }  # fmt: skip
+
+
+def test_terraform_layout_indexes_like_the_decoded_state() -> None:
+    data = terraform_layout(awkward_state())
+    layout, decoded = index_state(chunked(data, 7)), index_state([data], decoded=True)
+    assert (layout.resource_digests, decoded.resource_digests) == ("terraform-layout", "decoded")
+    assert layout.resources.keys() == decoded.resources.keys()
+    assert sorted(layout.resources) == sorted([
+        "aws_eip.ip",
+        'module.x["k\\"].null_resource.n[-3] (deposed 00000001)',
+        'module.x["k\\"].null_resource.n[4]',
+        'module.x["k\\"].null_resource.n["café"]',
+        'module.x["k\\"].null_resource.n["we\\"ird<&>"]',
+    ])  # fmt: skip
+    assert (layout.header, layout.outputs, layout.md5) == (decoded.header, decoded.outputs, decoded.md5)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s["resources"][0]["instances"][0]["attributes"].update(id="changed"),
+        lambda s: s["resources"][0]["instances"][1].pop("status"),
+        lambda s: s["resources"][0]["instances"][3]["attributes_flat"].update(id="changed"),
+        lambda s: s["resources"][2]["instances"][0]["attributes"]["tags"]["a"].append(3),
+    ],
+)
+def test_terraform_layout_finds_the_changes_decoding_finds(change) -> None:
+    before = awkward_state()
+    after = json.loads(json.dumps(before))
+    change(after)
+    in_layout = StateDiff.between(index_state([terraform_layout(before)]), index_state([terraform_layout(after)]))
+    decoded = StateDiff.between(
+        index_state([terraform_layout(before)], decoded=True), index_state([terraform_layout(after)], decoded=True)
+    )
+    assert in_layout == decoded and len(in_layout.resources_changed) == 1
+
+
+def test_what_is_not_digested_does_not_count_as_a_change() -> None:
+    before = awkward_state()
+    after = json.loads(json.dumps(before))
+    after["resources"][2]["instances"][0]["dependencies"] = []
+    after["resources"][2]["instances"][0]["private"] = "other"
+    diff = StateDiff.between(index_state([terraform_layout(before)]), index_state([terraform_layout(after)]))
+    assert diff.resources_changed == []
+
+
+@pytest.mark.parametrize(
+    "reorder",
+    [
+        # index_key after the attributes: the head alone would miss it
+        lambda i: {"schema_version": 0, "attributes": i["attributes"], "index_key": i.get("index_key", 0)},
+        # a multi-line member before the attributes
+        lambda i: {"index_key": i.get("index_key", 0), "meta": {"a": 1}, "attributes": i["attributes"]},
+    ],
+)
+def test_indentation_without_terraforms_order_is_decoded(reorder) -> None:
+    state = awkward_state()
+    eip = state["resources"][2]["instances"][0]
+    state["resources"][2]["instances"][0] = reorder(eip)
+    data = terraform_layout(state)
+    index = index_state(lambda: chunked(data, 64))
+    assert index.resource_digests == "decoded"
+    assert "aws_eip.ip[0]" in index.resources
 
 
 def test_encrypted_state_gives_header_only() -> None:
@@ -119,3 +218,10 @@ def test_what_is_not_a_state_is_refused(data: bytes) -> None:
 def test_no_value_survives_in_the_index() -> None:
     index = index_state([state_bytes(generate_state(20, secret="planted-secret-value"))])
     assert "planted-secret-value" not in repr(index)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9, 0.99])
+def test_a_truncated_terraform_layout_is_not_a_state(cut: float) -> None:
+    data = terraform_layout(awkward_state())
+    with pytest.raises(NotAStateError):
+        index_state(chunked(data[: int(len(data) * cut)], 50))
