@@ -94,7 +94,7 @@ def diff_figures(s3: Any, bucket: str) -> list[Figure]:
                 hashlib.md5(s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()).hexdigest()
 
         def guardian(key: str = key, before: str = before, after: str = after) -> StateDiff:
-            return StateDiff.between(states.read_index(key, before), states.read_index(key, after))
+            return StateDiff.between(*states.read_indexes(key, before, after))
 
         def naive(key: str = key, before: str = before, after: str = after) -> object:
             return naive_diff(s3, bucket, key, before, after)

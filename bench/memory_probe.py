@@ -30,7 +30,7 @@ def main() -> None:
     client.head_object(Bucket=bucket, Key=key)  # warm the client up before the baseline
     if mode == "guardian":
         states = S3StateBucket(client, bucket, header_bytes=4096, max_state_bytes=1 << 31)
-        run = lambda: StateDiff.between(states.read_index(key, before), states.read_index(key, after))  # noqa: E731
+        run = lambda: StateDiff.between(*states.read_indexes(key, before, after))  # noqa: E731
     else:
         run = lambda: naive_diff(client, bucket, key, before, after)  # noqa: E731
     baseline = _rss_kib("VmRSS")

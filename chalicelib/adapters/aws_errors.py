@@ -8,7 +8,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import AwsRequestError, GuardianError, ObjectNotFoundError, TransientAwsError
 
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "ResourceNotFoundException"})
+# S3 answers a read of a delete marker's version id with 405 MethodNotAllowed: there is nothing to read there.
+_NOT_FOUND_CODES = frozenset(
+    {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "ResourceNotFoundException", "MethodNotAllowed"}
+)
 _TRANSIENT_CODES = frozenset(
     {
         "Throttling",

@@ -44,6 +44,14 @@ class NewestVersion:
     last_modified: datetime
 
 
+@dataclass(frozen=True)
+class CurrentVersion:
+    """What a key's current version is: data, or a delete marker."""
+
+    version_id: str
+    delete_marker: bool
+
+
 class S3StateBucket:
     """One versioned S3 bucket that holds Terraform states."""
 
@@ -83,6 +91,14 @@ class S3StateBucket:
         """
         decoded = like is not None and like.resource_digests == DECODED
         return index_state(lambda: self._chunks(key, version_id), decoded=decoded)
+
+    def read_indexes(self, key: str, first: str, second: str) -> tuple[StateIndex, StateIndex]:
+        """Index two versions of a state so that they compare; the second reuses what the first has in common."""
+        first_index = self.read_index(key, first)
+        second_index = self.read_index(key, second, like=first_index)
+        if not first_index.comparable_with(second_index):
+            first_index = self.read_index(key, first, like=second_index)
+        return first_index, second_index
 
     def md5_of(self, key: str, version_id: str | None) -> str:
         """The hex MD5 of one object version's bytes, as Terraform's digest item holds it."""
@@ -136,6 +152,22 @@ class S3StateBucket:
     def read_bytes(self, key: str, version_id: str | None) -> bytes:
         """The whole of one object version, refusing one larger than the maximum state size."""
         return b"".join(self._chunks(key, version_id))
+
+    def current_version(self, key: str) -> CurrentVersion | None:
+        """The current version of `key` in one HeadObject call; None when the key has never been written."""
+        try:
+            response = self._client.head_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            error = translate(exc, f"read s3://{self.name}/{key}")
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if isinstance(error, ObjectNotFoundError):
+                if headers.get("x-amz-delete-marker") == "true":
+                    return CurrentVersion(headers.get("x-amz-version-id", ""), delete_marker=True)
+                return None
+            raise error from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"read s3://{self.name}/{key}") from exc
+        return CurrentVersion(str(response.get("VersionId") or ""), delete_marker=False)
 
     def history(self, key: str) -> list[ObjectVersion]:
         """Every version and delete marker of exactly `key`, newest first."""

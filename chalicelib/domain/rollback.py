@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,12 +84,31 @@ def allowed_key(key: str, allowed_prefixes: tuple[str, ...]) -> str:
     return key
 
 
+_HEAD_BYTES = 64 * 1024
+
+
 def with_serial(state: bytes, serial: int) -> bytes:
     """The same bytes with the top-level `serial` replaced: every other byte, and so every value, stays as it was."""
+    # Terraform writes the serial third, so the head of the state is nearly always enough to find it.
     try:
-        text = state.decode("utf-8")
+        head = codecs.getincrementaldecoder("utf-8")().decode(state[:_HEAD_BYTES], final=len(state) <= _HEAD_BYTES)
+        try:
+            start, end = _serial_span(head, complete=len(state) <= _HEAD_BYTES)
+        except _NeedMore:
+            head = state.decode("utf-8")
+            start, end = _serial_span(head, complete=True)
     except UnicodeDecodeError:
         raise NotAStateError("not UTF-8 text") from None
+    start_byte, end_byte = len(head[:start].encode()), len(head[:end].encode())
+    return state[:start_byte] + str(serial).encode() + state[end_byte:]
+
+
+class _NeedMore(Exception):
+    """The text given ends before the serial could be found."""
+
+
+def _serial_span(text: str, *, complete: bool) -> tuple[int, int]:
+    """Where the value of the top-level `serial` starts and ends in `text`."""
     decoder = json.JSONDecoder()
     pos = _skip(text, 0)
     if not text.startswith("{", pos):
@@ -103,14 +123,20 @@ def with_serial(state: bytes, serial: int) -> bytes:
             start = _skip(text, pos + 1)
             value, end = decoder.raw_decode(text, start)
         except (json.JSONDecodeError, IndexError):
+            if not complete:
+                raise _NeedMore from None
             raise NotAStateError("not valid JSON") from None
+        if end >= len(text) and not complete:  # a number may go on past the end of the text
+            raise _NeedMore
         if key == "serial":
             if not isinstance(value, int) or isinstance(value, bool):
                 raise NotAStateError("serial is not an integer")
-            return (text[:start] + str(serial) + text[end:]).encode("utf-8")
+            return start, end
         pos = _skip(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip(text, pos + 1)
+    if not complete:
+        raise _NeedMore
     raise NotAStateError("the state has no serial")
 
 

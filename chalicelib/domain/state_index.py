@@ -20,7 +20,7 @@ import json
 import json.scanner
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.state import StateHeader, header_from_fields
@@ -28,7 +28,7 @@ from chalicelib.errors import NotAStateError
 
 _WHITESPACE = " \t\n\r"
 _NOT_WHITESPACE = re.compile(r"[^ \t\n\r]")
-_COMPACT_AT = 1 << 20  # drop consumed text once this much has piled up
+_COMPACT_AT = 1 << 18  # drop consumed text once this much has piled up
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
 
 TERRAFORM_LAYOUT = "terraform-layout"  # attributes digested as the text Terraform wrote
@@ -38,23 +38,25 @@ DECODED = "decoded"  # attributes digested as decoded values
 # holds a raw newline, so a newline and an exact indentation can only be structure.
 _LAYOUT_START = '{\n  "'
 _RESOURCES_START = ' [\n    {\n      "'
+_RESOURCE_START = "\n    {\n"
+_RESOURCE_END = "\n    }"
 _BETWEEN_RESOURCES = "\n    },\n    {\n"
 _RESOURCES_END = "\n    }\n  ]"
 _NEXT_INSTANCE = ",\n        {\n"
 _INSTANCE_END = "\n        }"
-_INSTANCES_END = "\n      ]\n    }"
+_INSTANCES_END = "\n      ]"
 _MULTILINE_VALUE_END = "\n          }"
 _STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
 _SINGLE_LINE_MEMBERS = r'(?:{indent}"[a-z_]+": (?:[^\n{{\[][^\n]*|\[\]|\{{\}}),\n)*'
-# A resource's members up to its first instance's, in Terraform's order; other single-line members are let
-# through, so that a member added by a later Terraform does not matter.
+# A resource's members (inside its braces) up to its first instance's, in Terraform's order; other single-line
+# members are let through, so that a member added by a later Terraform does not matter.
 _RESOURCE_HEAD = re.compile(
-    r'\n    \{\n(?:      "module": (' + _STRING + r"),\n)?"
+    r'(?:      "module": (' + _STRING + r"),\n)?"
     r'      "mode": "([a-z]+)",\n'
     r'      "type": "([^"\\\n]+)",\n'
     r'      "name": "([^"\\\n]+)",\n'
     + _SINGLE_LINE_MEMBERS.format(indent="      ")
-    + r'      "instances": \[(?:\]\n    \}|(?=\n        \{\n))'
+    + r'      "instances": \[(?:\]\Z|(?=\n        \{\n))'
 )
 # An instance's members up to the value of its attributes.
 _INSTANCE_HEAD = re.compile(
@@ -82,6 +84,10 @@ class StateIndex:
     resources: dict[str, int]
     outputs: dict[str, int]
     resource_digests: str = DECODED  # TERRAFORM_LAYOUT or DECODED
+    # In Terraform's layout, the instance addresses of each resource by a digest of the resource's whole text:
+    # a resource written the same in another version needs no second look.
+    # (Addresses joined by newlines: strings are not tracked by the garbage collector, tuples would be.)
+    resource_texts: dict[int, str] = field(default_factory=dict, repr=False)
 
     def comparable_with(self, other: StateIndex | None) -> bool:
         """Whether resource digests of the two can be compared; if not, index the other one `decoded` too."""
@@ -123,25 +129,34 @@ def _compare(old: dict[str, int], new: dict[str, int]) -> tuple[list[str], list[
 ChunkSource = Callable[[], Iterable[bytes]] | Sequence[bytes]
 
 
-def index_state(chunks: ChunkSource, *, decoded: bool = False) -> StateIndex:
+def chunks_of(data: bytes, size: int = 1 << 20) -> ChunkSource:
+    """Bytes in memory as chunks: indexing reads at most one chunk ahead, whatever the size of the state."""
+    view = memoryview(data)
+    return lambda: (bytes(view[start : start + size]) for start in range(0, len(data), size))
+
+
+def index_state(chunks: ChunkSource, *, decoded: bool = False, like: StateIndex | None = None) -> StateIndex:
     """Index a state from its bytes, given in chunks; raises `NotAStateError` for anything else.
 
     `chunks` is a list, or a function that opens the bytes again: a state that looks like Terraform's layout at
     first and turns out not to be is read a second time, decoded. `decoded` digests attributes as values even in
-    Terraform's layout, to compare with a state in another one.
+    Terraform's layout, to compare with a state in another one. `like`, another version's index, lends the
+    entries of each resource written exactly as it was there.
     """
     if not decoded:
         try:
-            return _index(chunks() if callable(chunks) else chunks, decoded=False)
+            return _index(chunks() if callable(chunks) else chunks, decoded=False, like=like)
         except _NotTheLayout:
             pass
-    return _index(chunks() if callable(chunks) else chunks, decoded=True)
+    return _index(chunks() if callable(chunks) else chunks, decoded=True, like=None)
 
 
-def _index(chunks: Iterable[bytes], *, decoded: bool) -> StateIndex:
+def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -> StateIndex:
     reader = _StreamingObjectReader(chunks)
     scalars: dict[str, object] = {}
     resources: dict[str, int] = {}
+    resource_texts: dict[int, str] = {}
+    lender = like if like is not None and like.resource_digests == TERRAFORM_LAYOUT else None
     outputs: dict[str, int] = {}
     keys: set[str] = set()
     in_layout = not decoded and reader.starts_with(_LAYOUT_START)
@@ -150,7 +165,7 @@ def _index(chunks: Iterable[bytes], *, decoded: bool) -> StateIndex:
         if key == "resources" and not keys & _ENCRYPTED_MARKERS:
             if in_layout and reader.starts_with(_RESOURCES_START):
                 for block in reader.resource_blocks():
-                    _index_resource_block(block, resources)
+                    _index_resource_block(block, resources, resource_texts, lender)
             else:
                 in_layout = in_layout and reader.starts_with(" []")
                 for resource in reader.array_items():
@@ -176,36 +191,47 @@ def _index(chunks: Iterable[bytes], *, decoded: bool) -> StateIndex:
         resources=resources,
         outputs=outputs,
         resource_digests=TERRAFORM_LAYOUT if in_layout else DECODED,
+        resource_texts=resource_texts if in_layout else {},
     )
 
 
-def _index_resource_block(block: str, into: dict[str, int]) -> None:
+def _index_resource_block(block: str, into: dict[str, int], texts: dict[int, str], lender: StateIndex | None) -> None:
     """Whole resources in Terraform's layout, as `resource_blocks` gives them; attributes digested as written."""
-    pos = 0
-    while True:
-        resource = _RESOURCE_HEAD.match(block, pos)
-        if resource is None:
-            raise _NotTheLayout
-        module, mode, type_name, name = resource.groups()
-        base = f"{type_name}.{name}" if mode == "managed" else f"data.{type_name}.{name}"
-        if module is not None:
-            base = f"{_decode_string(module)}.{base}"
-        pos = resource.end()
-        if not block.startswith("]", pos - 7):  # "instances": []
-            pos = _index_instances(block, pos, base, into)
-        if pos == len(block):
-            return
-        if not block.startswith(",", pos):
-            raise _NotTheLayout
-        pos += 1
+    resources = block.split(_BETWEEN_RESOURCES)
+    if not (resources[0].startswith(_RESOURCE_START) and resources[-1].endswith(_RESOURCE_END)):
+        raise _NotTheLayout
+    resources[0] = resources[0][len(_RESOURCE_START) :]
+    resources[-1] = resources[-1][: -len(_RESOURCE_END)]
+    lent_texts = lender.resource_texts if lender is not None else {}
+    for text in resources:
+        digest = hash(text)
+        addresses = lent_texts.get(digest)
+        if addresses is None:
+            addresses = _index_resource_text(text, into)
+        elif addresses:
+            lent = lender.resources  # type: ignore[union-attr]  # lent_texts is empty without a lender
+            for address in addresses.split("\n"):
+                into[address] = lent[address]
+        texts[digest] = addresses
 
 
-def _index_instances(block: str, pos: int, base: str, into: dict[str, int]) -> int:
-    """The instances of one resource, from the first one's start; returns the position after the resource."""
+def _index_resource_text(text: str, into: dict[str, int]) -> str:
+    """One resource, inside its braces; the addresses of its instances, one per line."""
+    resource = _RESOURCE_HEAD.match(text)
+    if resource is None:
+        raise _NotTheLayout
+    module, mode, type_name, name = resource.groups()
+    base = f"{type_name}.{name}" if mode == "managed" else f"data.{type_name}.{name}"
+    if module is not None:
+        base = f"{_decode_string(module)}.{base}"
+    pos = resource.end()
+    if pos == len(text):  # "instances": []
+        return ""
+    addresses: list[str] = []
     # Called once per resource and looping once per instance: names are bound locally for speed.
-    match, find, startswith, late_member = _INSTANCE_HEAD.match, block.find, block.startswith, _LATE_MEMBER.search
+    match, find, startswith, late_member = _INSTANCE_HEAD.match, text.find, text.startswith, _LATE_MEMBER.search
     while True:
-        instance = match(block, pos)
+        instance = match(text, pos)
         if instance is None:
             raise _NotTheLayout
         index_key, status, deposed = instance.groups()
@@ -215,25 +241,31 @@ def _index_instances(block: str, pos: int, base: str, into: dict[str, int]) -> i
         else:
             end = find("\n", start)
         pos = find(_INSTANCE_END, end)
-        if pos < 0 or late_member(block, end, pos):
+        if pos < 0 or late_member(text, end, pos):
             raise _NotTheLayout
-        if index_key is None:
-            address = base
-        elif index_key[0] != '"' or ("\\" not in index_key and index_key.isprintable()):
-            address = f"{base}[{index_key}]"
-        else:
-            address = base + _index_suffix(_decode_token(index_key))
-        if deposed is not None:
-            address += f" (deposed {deposed})"
+        address = base if index_key is None and deposed is None else _instance_address(base, index_key, deposed)
         # "tainted" changes what the next apply does
-        into[address] = hash(block[start:end]) if status is None else hash((block[start:end], status))
+        into[address] = hash(text[start:end]) if status is None else hash((text[start:end], status))
+        addresses.append(address)
         pos += len(_INSTANCE_END)
         if startswith(_NEXT_INSTANCE, pos):
             pos += 1
-        elif startswith(_INSTANCES_END, pos):
-            return pos + len(_INSTANCES_END)
+        elif pos + len(_INSTANCES_END) == len(text) and startswith(_INSTANCES_END, pos):
+            return "\n".join(addresses)
         else:
             raise _NotTheLayout
+
+
+def _instance_address(base: str, index_key: str | None, deposed: str | None) -> str:
+    """An instance's address from its resource's and its index key and deposed key as written."""
+    address = base
+    if index_key is not None and (index_key[0] != '"' or ("\\" not in index_key and index_key.isprintable())):
+        address = f"{base}[{index_key}]"
+    elif index_key is not None:
+        address = base + _index_suffix(_decode_token(index_key))
+    if deposed is not None:
+        address += f" (deposed {deposed})"
+    return address
 
 
 def _decode_token(token: str) -> Any:
@@ -359,13 +391,13 @@ class _StreamingObjectReader:
             between = self._text.rfind(_BETWEEN_RESOURCES, self._pos)
             end = self._text.find(_RESOURCES_END, max(between, self._pos))
             if end >= 0:
-                block = self._text[self._pos : end + 6]
+                block = self._text[self._pos : end + len(_RESOURCE_END)]
                 self._pos = end + len(_RESOURCES_END)
                 yield block
                 return
             if between >= 0:
-                block = self._text[self._pos : between + 6]
-                self._pos = between + 7
+                block = self._text[self._pos : between + len(_RESOURCE_END)]
+                self._pos = between + len(_RESOURCE_END) + 1  # at the next resource's start
                 yield block
             if self._eof:
                 raise NotAStateError("the JSON ends too early")

@@ -6,20 +6,22 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
-from chalicelib.adapters.s3_state_bucket import ObjectVersion, S3StateBucket
+from chalicelib.adapters.s3_state_bucket import CurrentVersion, ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
 from chalicelib.domain.state import StateHeader
-from chalicelib.domain.state_index import StateDiff, index_state
+from chalicelib.domain.state_index import StateDiff, StateIndex, chunks_of, index_state
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
     ChannelDeliveryError,
+    GuardianError,
     LineageChangeError,
     LostRaceError,
     MalformedEventError,
@@ -53,26 +55,22 @@ class RollbackService:
 
     def rollback(self, request: RollbackRequest, *, caller: str, now: datetime) -> dict[str, Any]:
         key = allowed_key(request.key, self._allowed_prefixes)
-        history = self._bucket.history(key)
-        if not history:
-            raise ObjectNotFoundError(f"there is no state at {key}")
-        target = self._target(key, request, history)
-        target_bytes = self._bucket.read_bytes(key, target.version_id)
+        current = self._bucket.current_version(key)
+        target_version_id, history = self._resolve(key, request, current)
         try:
-            target_index = index_state([target_bytes])
+            target_bytes = self._bucket.read_bytes(key, target_version_id)
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(f"{key} has no version {target_version_id} to restore") from None
+        try:
+            target_index = index_state(chunks_of(target_bytes))
         except NotAStateError as exc:
             raise NotAStateError(f"the target version is not a valid state: {exc}") from None
         target_header = target_index.header
-        current = None if history[0].delete_marker else history[0]
-        current_index = self._bucket.read_index(key, current.version_id, like=target_index) if current else None
-        if not target_index.comparable_with(current_index):
-            target_index = index_state([target_bytes], decoded=True)
-        current_header = current_index.header if current_index else None
+        current_header = self._current_header(key, current)
         if current_header is not None:
             base_serial = current_header.serial
-        else:  # deleted: go on from the last version there was
-            latest = next(entry for entry in history if not entry.delete_marker)
-            base_serial = self._bucket.read_header(key, latest.version_id).serial
+        else:  # deleted or unreadable: go on from the newest readable version there was
+            base_serial = self._newest_serial(key, history or self._bucket.history(key), target_header.serial)
         if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
             raise LineageChangeError(
                 f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
@@ -81,27 +79,31 @@ class RollbackService:
         # An encrypted OpenTofu state cannot be rewritten: it is restored byte for byte.
         serial_after = target_header.serial if target_header.encrypted else base_serial + 1
         restored = target_bytes if target_header.encrypted else with_serial(target_bytes, serial_after)
-        diff = StateDiff.between(current_index, target_index)  # the serial aside, restored is the target
         result: dict[str, Any] = {
             "key": key,
             "dry_run": request.dry_run,
-            "from_version_id": target.version_id,
+            "from_version_id": target_version_id,
             "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
-            "diff": _diff_dict(diff),
         }
         if request.dry_run:
-            return result
+            return {**result, "diff": _diff_dict(self._diff(key, current, target_index, target_bytes))}
         with self._locked(key, caller, now):
-            if self._bucket.history(key)[0].version_id != history[0].version_id:
+            if self._bucket.current_version(key) != current:
                 raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
-            new_version_id = self._bucket.put_state(key, restored)
-            self._lock_table.put_digest(
-                f"{self._bucket.name}/{key}", hashlib.md5(restored, usedforsecurity=False).hexdigest()
-            )
-        logger.warning("state rolled back", key=key, from_version_id=target.version_id, new_version_id=new_version_id)
+            # The version being replaced stays readable by its id, so the diff is made while the write goes on.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-write") as writer:
+                written = writer.submit(self._write, key, restored)
+                try:
+                    diff: StateDiff | None = self._diff(key, current, target_index, target_bytes)
+                except GuardianError as exc:  # the write must still be waited for, and answered
+                    logger.warning("rollback diff failed", key=key, error=str(exc))
+                    diff = None
+                new_version_id = written.result()
+        result["diff"] = _diff_dict(diff) if diff is not None else None
+        logger.warning("state rolled back", key=key, from_version_id=target_version_id, new_version_id=new_version_id)
         try:
             self._notify_restored(
-                key=key, from_version_id=target.version_id, new_version_id=new_version_id,
+                key=key, from_version_id=target_version_id, new_version_id=new_version_id,
                 current_header=current_header, serial_after=serial_after, caller=caller, request=request, now=now,
             )  # fmt: skip
         except ChannelDeliveryError as exc:
@@ -140,6 +142,55 @@ class RollbackService:
         if found is None:
             raise ObjectNotFoundError("no version of the state matches the target")
         return found
+
+    def _resolve(
+        self, key: str, request: RollbackRequest, current: CurrentVersion | None
+    ) -> tuple[str, list[ObjectVersion] | None]:
+        """The version id to restore, and the key's history if it took one to find it."""
+        if request.version_id is not None and current is not None and not current.delete_marker:
+            return request.version_id, None
+        history = self._bucket.history(key)
+        if not history:
+            raise ObjectNotFoundError(f"there is no state at {key}")
+        return self._target(key, request, history).version_id, history
+
+    def _write(self, key: str, restored: bytes) -> str:
+        """Terraform's two writes, in its order: the state, then its digest. The new version id."""
+        new_version_id = self._bucket.put_state(key, restored)
+        digest = hashlib.md5(restored, usedforsecurity=False).hexdigest()
+        self._lock_table.put_digest(f"{self._bucket.name}/{key}", digest)
+        return new_version_id
+
+    def _current_header(self, key: str, current: CurrentVersion | None) -> StateHeader | None:
+        """The current version's header; None if it is deleted or not a readable state."""
+        if current is None or current.delete_marker:
+            return None
+        try:
+            return self._bucket.read_header(key, current.version_id)
+        except NotAStateError as exc:  # restoring is how a team recovers from a bad write
+            logger.warning("current version is not a readable state", key=key, reason=str(exc))
+            return None
+
+    def _diff(
+        self, key: str, current: CurrentVersion | None, target_index: StateIndex, target_bytes: bytes
+    ) -> StateDiff:
+        """From the current version to the target (the serial aside, the restored state is the target)."""
+        if current is None or current.delete_marker:
+            return StateDiff.between(None, target_index)
+        try:
+            # Resources written the same in both versions are taken from the target's index, not walked again.
+            current_index = self._bucket.read_index(key, current.version_id, like=target_index)
+        except NotAStateError:
+            return StateDiff.between(None, target_index)
+        if not target_index.comparable_with(current_index):
+            target_index = index_state(chunks_of(target_bytes), decoded=True)
+        return StateDiff.between(current_index, target_index)
+
+    def _newest_serial(self, key: str, history: list[ObjectVersion], otherwise: int) -> int:
+        for entry in history:
+            if not entry.delete_marker and (serial := self._serial_of(key, entry)) is not None:
+                return serial
+        return otherwise
 
     def _serial_of(self, key: str, entry: ObjectVersion) -> int | None:
         try:

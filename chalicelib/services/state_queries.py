@@ -104,11 +104,7 @@ class StateQueries:
         self.allowed(key)
         if not from_version or not to_version:
             raise InvalidRequestError("give both from and to version ids")
-        before = self._bucket.read_index(key, from_version)
-        after = self._bucket.read_index(key, to_version, like=before)
-        if not before.comparable_with(after):
-            before = self._bucket.read_index(key, from_version, like=after)
-        diff = StateDiff.between(before, after)
+        diff = StateDiff.between(*self._bucket.read_indexes(key, from_version, to_version))
         return {
             "key": key,
             "from": from_version,
