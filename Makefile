@@ -7,7 +7,9 @@ INSTALLED := $(VENV)/.installed
 TERRAFORM_1_0_3 := .tools/terraform-1.0.3
 TERRAFORM_1_0_3_INSTALLED := $(TERRAFORM_1_0_3)/.installed
 
-.PHONY: install run test lint unit integration e2e bench clean
+STAGE ?= dev
+
+.PHONY: install run test lint unit integration e2e bench clean prepare deploy package
 
 install: $(INSTALLED) $(TERRAFORM_1_0_3_INSTALLED)
 
@@ -44,7 +46,18 @@ e2e: install
 	$(BIN)/python -m pytest tests/e2e
 
 bench: $(INSTALLED)
-	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(BIN)/python -m bench
+	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(BIN)/python -m bench $(ONLY)
+
+# Deploying to an AWS account with your usual credentials: see the README's "Deploying".
+prepare: $(INSTALLED)
+	$(BIN)/python -m deploy prepare --stage $(STAGE)
+
+deploy: prepare
+	$(BIN)/chalice deploy --stage $(STAGE)
+	$(BIN)/python -m deploy harden --stage $(STAGE)
+
+package: $(INSTALLED)
+	$(BIN)/python -m deploy.package --stage $(STAGE) build/$(STAGE)
 
 clean:
-	rm -rf $(VENV) .tools .local .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .local .mypy_cache .pytest_cache .ruff_cache build

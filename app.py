@@ -1,5 +1,9 @@
 """tfstate-guardian's deployed surface: the Chalice app, its event handlers and routes (wiring only)."""
 
+# Each function deploys this whole module but runs one handler: what a handler alone needs is imported in it,
+# so that a cold start pays only for its own.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,11 +21,7 @@ from chalice.app import (
     S3Event,
 )
 
-from chalicelib.api import answer
 from chalicelib.composition import container
-from chalicelib.domain.lock_table import parse_lock_table_batch
-from chalicelib.domain.rollback import RollbackRequest
-from chalicelib.domain.s3_events import parse_s3_event
 from chalicelib.errors import InvalidRequestError
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import load_settings
@@ -48,11 +48,15 @@ def observe(event: Any, get_response: Any) -> Any:
 
 @app.on_s3_event(bucket=settings.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
 def on_state_object_event(event: S3Event) -> None:
+    from chalicelib.domain.s3_events import parse_s3_event
+
     container().bucket_events.handle(parse_s3_event(event.to_dict()))
 
 
 @app.on_dynamodb_record(stream_arn=settings.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
 def on_lock_table_change(event: DynamoDBEvent) -> None:
+    from chalicelib.domain.lock_table import parse_lock_table_batch
+
     guardian = container()
     guardian.locks.handle_stream(parse_lock_table_batch(event.to_dict(), guardian.settings.lock_table))
 
@@ -82,6 +86,8 @@ def reap_locks_now() -> Response:
 
 @app.route("/rollback", methods=["POST"], authorizer=iam, content_types=["application/json"])
 def rollback() -> Response:
+    from chalicelib.domain.rollback import RollbackRequest
+
     return _answer(
         lambda: container().rollbacks.rollback(
             RollbackRequest.parse(_json_body()),
@@ -145,6 +151,8 @@ def _caller() -> str:
 
 def _answer(call: Callable[[], dict[str, Any]]) -> Response:
     """Run a route's work through the API's error table and `Idempotency-Key` handling."""
+    from chalicelib.api import answer
+
     request = app.current_request
     if request is None:
         raise InvalidRequestError("no request")

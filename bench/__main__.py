@@ -34,6 +34,7 @@ from local_stack.provision import Resources, provision
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
+CHART = ROOT / "docs" / "benchmarks.png"
 SIZES = (1_000, 10_000, 50_000)
 REPEATS = 3
 
@@ -45,7 +46,7 @@ class Figure:
     ratio: float | None
     bar: str
     met: bool | None
-    command: str = "make bench"
+    command: str = "make bench"  # the narrowest command that measures it: `make bench ONLY=<group>`
 
 
 def best_of(run: Callable[[], object], repeats: int = REPEATS) -> float:
@@ -71,14 +72,33 @@ def changed_copy(state: dict[str, Any]) -> dict[str, Any]:
         if position % 100 == 0:
             resource["instances"][0]["attributes"]["tags"]["changed"] = "yes"
     after["resources"].pop(1)
-    after["resources"].append(
-        {"mode": "managed", "type": "aws_eip", "name": "new", "instances": [{"attributes": {"id": "x"}}]}
+    after["resources"].append(  # written as Terraform writes a resource
+        {
+            "mode": "managed",
+            "type": "aws_eip",
+            "name": "new",
+            "provider": 'provider["registry.terraform.io/hashicorp/aws"]',
+            "instances": [{"schema_version": 0, "attributes": {"id": "x"}, "sensitive_attributes": []}],
+        }
     )
     return after
 
 
-def diff_figures(s3: Any, bucket: str) -> list[Figure]:
+@dataclass
+class DiffPoint:
+    """One state size of the diff benchmark, for the chart."""
+
+    megabytes: float
+    guardian_ms: float
+    floor_ms: float
+    naive_ms: float
+    guardian_mib: float
+    naive_mib: float
+
+
+def diff_figures(s3: Any, bucket: str) -> tuple[list[Figure], list[DiffPoint]]:
     figures = []
+    points = []
     states = S3StateBucket(s3, bucket, header_bytes=4096, max_state_bytes=1 << 31)
     for size in SIZES:
         key = f"bench/{size}/terraform.tfstate"
@@ -107,6 +127,12 @@ def diff_figures(s3: Any, bucket: str) -> list[Figure]:
         floor_s, guardian_s, naive_s = best_of(floor), best_of(guardian), best_of(naive)
         memory = {mode: memory_probe(mode, bucket, key, before, after) for mode in ("guardian", "naive")}
         per_mb = memory["guardian"] / 1024 / megabytes
+        points.append(
+            DiffPoint(
+                megabytes, guardian_s * 1000, floor_s * 1000, naive_s * 1000,
+                memory["guardian"] / 1024, memory["naive"] / 1024,
+            )
+        )  # fmt: skip
         label = f"{size // 1000}k resources ({megabytes:.1f} MB)"
         figures.append(
             Figure(
@@ -135,7 +161,38 @@ def diff_figures(s3: Any, bucket: str) -> list[Figure]:
                 per_mb <= 1.5,
             )
         )
-    return figures
+    return figures, points
+
+
+def chart(points: list[DiffPoint]) -> None:
+    """Diff time and peak memory against state size, next to their baselines, as docs/benchmarks.png."""
+    import matplotlib  # noqa: PLC0415 - only `make bench` draws
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    sizes = [point.megabytes for point in points]
+    figure, (times, memory) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    for values, label, style in (
+        ([p.guardian_ms for p in points], "guardian diff", "o-"),
+        ([p.floor_ms for p in points], "floor: read + MD5", "s--"),
+        ([p.naive_ms for p in points], "naive json.loads diff", "^:"),
+    ):
+        times.plot(sizes, values, style, label=label)
+    times.set(xlabel="state size (MB)", ylabel="ms, best of three", title="Diff time of two versions")
+    for values, label, style in (
+        ([p.guardian_mib for p in points], "guardian diff", "o-"),
+        ([p.naive_mib for p in points], "naive json.loads diff", "^:"),
+        ([1.5 * size for size in sizes], "bar: 1.5 MiB per MB", "k--"),
+    ):
+        memory.plot(sizes, values, style, label=label)
+    memory.set(xlabel="state size (MB)", ylabel="MiB above baseline", title="Diff peak memory")
+    for axes in (times, memory):
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(CHART, dpi=110)
+    pyplot.close(figure)
 
 
 def memory_probe(mode: str, bucket: str, key: str, before: str, after: str) -> float:
@@ -355,13 +412,14 @@ def report(figures: list[Figure]) -> str:
         "127.0.0.1. Every ratio divides the guardian's figure by a baseline measured in the same run; times are the",
         "best of three. Memory is the peak resident set above the process's own baseline, in a fresh process.",
         "",
-        "| figure | measured | ratio | bar | met |",
-        "|---|---|---|---|---|",
+        "| figure | measured | ratio | bar | met | measured by |",
+        "|---|---|---|---|---|---|",
     ]
     for figure in figures:
         ratio = f"{figure.ratio:.2f}" if figure.ratio is not None else "—"
         met = {True: "yes", False: "**no**", None: "—"}[figure.met]
-        lines.append(f"| {figure.name} | {figure.value} | {ratio} | {figure.bar} | {met} |")
+        lines.append(f"| {figure.name} | {figure.value} | {ratio} | {figure.bar} | {met} | `{figure.command}` |")
+    lines += ["", "![Diff time and peak memory against state size](benchmarks.png)"]
     return "\n".join([*lines, "", NOTES]) + "\n"
 
 
@@ -415,25 +473,34 @@ def main(groups: list[str]) -> int:
         import app  # noqa: PLC0415 - the app reads its settings at import
 
         figures: list[Figure] = []
+        points: list[DiffPoint] = []
+
+        def measured(group: str, group_figures: list[Figure]) -> None:
+            for figure in group_figures:
+                figure.command = f"make bench ONLY={group}"
+            figures.extend(group_figures)
+
         if "diff" in selected:
-            figures.extend(diff_figures(session.client("s3"), resources.state_bucket))
+            diff_results, points = diff_figures(session.client("s3"), resources.state_bucket)
+            measured("diff", diff_results)
         if "calls" in selected:
             quiet = Settings.from_env({**os.environ, "GUARDIAN_NOTIFY_TOPIC_ARN": ""})
             composition.install(composition.Container(quiet))
-            figures.append(calls_per_event(resources, app))
+            measured("calls", [calls_per_event(resources, app)])
         composition.install(composition.Container(Settings.from_env()))
         if "stream" in selected:
-            figures.extend(stream_batch(resources, app))
+            measured("stream", stream_batch(resources, app))
         if "scan" in selected:
-            figures.append(lock_table_scan(resources))
+            measured("scan", [lock_table_scan(resources)])
         if "rollback" in selected:
-            figures.extend(rollback_figures(resources))
+            measured("rollback", rollback_figures(resources))
     finally:
         server.stop()
     text = report(figures)
     if not groups:
         REPORT.parent.mkdir(exist_ok=True)
         REPORT.write_text(text)
+        chart(points)
     print(text)
     return 0
 

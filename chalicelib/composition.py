@@ -7,38 +7,32 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
 
-import boto3
-from botocore.config import Config
-
-from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
-from chalicelib.adapters.event_bus import EventBus
-from chalicelib.adapters.guardian_table import GuardianTable
-from chalicelib.adapters.http_liveness import HttpLivenessCheck
-from chalicelib.adapters.s3_state_bucket import S3StateBucket
-from chalicelib.adapters.secrets import SecretValue
-from chalicelib.adapters.sns_topic import SnsTopic
-from chalicelib.channels.console import ConsoleChannel
-from chalicelib.channels.jsonl_file import JsonLinesFileChannel
-from chalicelib.channels.slack import SlackChannel
-from chalicelib.channels.webhook import WebhookChannel
 from chalicelib.domain.state_keys import StateKeyFilter
-from chalicelib.services.bucket_events import BucketEventRouter
-from chalicelib.services.digest_checks import DigestCheckService
-from chalicelib.services.lock_lifecycle import LockLifecycleService
-from chalicelib.services.lock_reaper import LockReaper
-from chalicelib.services.notifier import Channel, Notifier
-from chalicelib.services.rollback import RollbackService
-from chalicelib.services.state_changes import StateChangeService
-from chalicelib.services.state_queries import StateQueries
 from chalicelib.settings import Settings, load_settings
 
+# Each part's module is imported where the part is first built: boto3 and the adapters take several times as
+# long to import as the app's framework, and an invocation that needs none of them (GET /health, a malformed
+# event) should not pay for them. bench/package_size.py measures it.
+# ruff: noqa: PLC0415
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
+    from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+    from chalicelib.adapters.guardian_table import GuardianTable
+    from chalicelib.adapters.s3_state_bucket import S3StateBucket
+    from chalicelib.services.bucket_events import BucketEventRouter
+    from chalicelib.services.digest_checks import DigestCheckService
+    from chalicelib.services.lock_lifecycle import LockLifecycleService
+    from chalicelib.services.lock_reaper import LockReaper
+    from chalicelib.services.notifier import Notifier
+    from chalicelib.services.rollback import RollbackService
+    from chalicelib.services.state_changes import StateChangeService
+    from chalicelib.services.state_queries import StateQueries
 
 
 class Container:
@@ -50,30 +44,42 @@ class Container:
 
     @cached_property
     def _session(self) -> boto3.session.Session:
+        import boto3
+
         return boto3.session.Session()
 
     @cached_property
+    def _client_config(self) -> Config:
+        from botocore.config import Config
+
+        return Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
+
+    @cached_property
     def s3(self) -> S3Client:
-        return self._session.client("s3", config=_CLIENT_CONFIG)
+        return self._session.client("s3", config=self._client_config)
 
     @cached_property
     def sns(self) -> SNSClient:
-        return self._session.client("sns", config=_CLIENT_CONFIG)
+        return self._session.client("sns", config=self._client_config)
 
     @cached_property
     def events(self) -> EventBridgeClient:
-        return self._session.client("events", config=_CLIENT_CONFIG)
+        return self._session.client("events", config=self._client_config)
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
-        return self._session.client("dynamodb", config=_CLIENT_CONFIG)
+        return self._session.client("dynamodb", config=self._client_config)
 
     @cached_property
     def guardian_table(self) -> GuardianTable:
+        from chalicelib.adapters.guardian_table import GuardianTable
+
         return GuardianTable(self.dynamodb, self.settings.guardian_table)
 
     @cached_property
     def state_bucket(self) -> S3StateBucket:
+        from chalicelib.adapters.s3_state_bucket import S3StateBucket
+
         return S3StateBucket(
             self.s3,
             self.settings.state_bucket,
@@ -83,6 +89,15 @@ class Container:
 
     @cached_property
     def notifier(self) -> Notifier:
+        from chalicelib.adapters.event_bus import EventBus
+        from chalicelib.adapters.secrets import SecretValue
+        from chalicelib.adapters.sns_topic import SnsTopic
+        from chalicelib.channels.console import ConsoleChannel
+        from chalicelib.channels.jsonl_file import JsonLinesFileChannel
+        from chalicelib.channels.slack import SlackChannel
+        from chalicelib.channels.webhook import WebhookChannel
+        from chalicelib.services.notifier import Channel, Notifier
+
         channels: list[Channel] = []
         settings = self.settings
         if settings.notify_topic_arn:
@@ -101,6 +116,8 @@ class Container:
 
     @cached_property
     def state_changes(self) -> StateChangeService:
+        from chalicelib.services.state_changes import StateChangeService
+
         return StateChangeService(
             self.state_bucket,
             self.guardian_table,
@@ -113,10 +130,14 @@ class Container:
 
     @cached_property
     def lock_table(self) -> DynamoLockTable:
+        from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+
         return DynamoLockTable(self.dynamodb, self.settings.lock_table)
 
     @cached_property
     def digests(self) -> DigestCheckService:
+        from chalicelib.services.digest_checks import DigestCheckService
+
         return DigestCheckService(
             self.state_bucket,
             self.lock_table,
@@ -128,6 +149,9 @@ class Container:
 
     @cached_property
     def reaper(self) -> LockReaper:
+        from chalicelib.adapters.http_liveness import HttpLivenessCheck
+        from chalicelib.services.lock_reaper import LockReaper
+
         checks = [HttpLivenessCheck(self.settings.liveness_url)] if self.settings.liveness_url else []
         return LockReaper(
             self.lock_table,
@@ -142,6 +166,8 @@ class Container:
 
     @cached_property
     def rollbacks(self) -> RollbackService:
+        from chalicelib.services.rollback import RollbackService
+
         return RollbackService(
             self.state_bucket,
             self.lock_table,
@@ -152,6 +178,8 @@ class Container:
 
     @cached_property
     def queries(self) -> StateQueries:
+        from chalicelib.services.state_queries import StateQueries
+
         return StateQueries(
             self.state_bucket,
             self.lock_table,
@@ -163,6 +191,8 @@ class Container:
 
     @cached_property
     def locks(self) -> LockLifecycleService:
+        from chalicelib.services.lock_lifecycle import LockLifecycleService
+
         return LockLifecycleService(
             self.guardian_table,
             self.state_bucket,
@@ -173,6 +203,8 @@ class Container:
 
     @cached_property
     def bucket_events(self) -> BucketEventRouter:
+        from chalicelib.services.bucket_events import BucketEventRouter
+
         return BucketEventRouter(
             self.settings.state_bucket,
             StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from deploy.resource_shapes import DEFAULT_ENCRYPTION, LOCK_TABLE_STREAM, PUBLIC_ACCESS_BLOCK, create_guardian_table
+
 if TYPE_CHECKING:
     from boto3.session import Session
 
@@ -45,21 +47,8 @@ def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_
         else:
             s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
     s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(
-        Bucket=state_bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    s3.put_public_access_block(
-        Bucket=state_bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+    s3.put_bucket_encryption(Bucket=state_bucket, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
+    s3.put_public_access_block(Bucket=state_bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
 
     if lock_table not in dynamodb.list_tables().get("TableNames", []):
         dynamodb.create_table(
@@ -67,22 +56,11 @@ def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_
             KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            StreamSpecification=LOCK_TABLE_STREAM,
         )
     stream_arn = dynamodb.describe_table(TableName=lock_table)["Table"]["LatestStreamArn"]
     if guardian_table not in dynamodb.list_tables().get("TableNames", []):
-        dynamodb.create_table(
-            TableName=guardian_table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_time_to_live(
-            TableName=guardian_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        create_guardian_table(dynamodb, guardian_table)
     topic_arn = sns.create_topic(Name=topic)["TopicArn"]
     return Resources(
         region=region,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.services.notifier import LEASE_S
 from local_stack.stack import StackOptions
 from tests.conftest import AWS_CALLS
 
@@ -75,3 +76,90 @@ def test_no_wildcards_beyond_the_buckets_objects(path: Path) -> None:
                 assert resource.endswith(":*") and "*" not in resource[:-2]
             else:
                 assert "*" not in resource, statement["Sid"]
+
+
+CONFIG = json.loads((Path(__file__).resolve().parents[1] / ".chalice" / "config.json").read_text())
+STAGES = sorted(CONFIG["stages"])
+# Every action a notification channel needs; a statement with one of them must belong to a configured channel.
+CHANNEL_ACTIONS = {
+    "sns:Publish",
+    "events:PutEvents",
+    "ssm:GetParameter",
+    "secretsmanager:GetSecretValue",
+    "kms:Decrypt",
+}
+
+
+def stage_environment(stage: str) -> dict[str, str]:
+    return {**CONFIG.get("environment_variables", {}), **CONFIG["stages"][stage].get("environment_variables", {})}
+
+
+def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
+    """(action, resource) for each channel the stage configures, on exactly the resource it names."""
+    _, _, _, region, account, _ = env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":", 5)
+    grants = set()
+    if topic := env.get("GUARDIAN_NOTIFY_TOPIC_ARN"):
+        grants.add(("sns:Publish", topic))
+    if bus := env.get("GUARDIAN_NOTIFY_EVENT_BUS"):
+        grants.add(
+            (
+                "events:PutEvents",
+                bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}",
+            )
+        )
+    for setting in ("GUARDIAN_SLACK_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_SECRET"):
+        store, _, name = env.get(setting, "").partition(":")
+        if store == "ssm":
+            # A SecureString under the default aws/ssm key needs no kms:Decrypt in the role's policy: that key's
+            # policy lets every principal of the account decrypt through SSM. A customer managed key would.
+            grants.add(("ssm:GetParameter", f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"))
+        elif store == "secretsmanager":
+            # Secrets Manager appends six random characters to a secret's ARN: only the full ARN names it exactly.
+            assert name.startswith("arn:"), f"{setting} must be secretsmanager:<the secret's full ARN>"
+            grants.add(("secretsmanager:GetSecretValue", name))
+    return grants
+
+
+def policy_channel_grants(path: Path) -> set[tuple[str, str]]:
+    grants = set()
+    for statement in json.loads(path.read_text())["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        grants |= {(a, r) for a in statement["Action"] if a in CHANNEL_ACTIONS for r in resources}
+    return grants
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_configured_channel_and_no_other_is_allowed_on_exactly_its_resource(stage: str) -> None:
+    policy = Path(__file__).resolve().parents[1] / ".chalice" / f"policy-{stage}.json"
+    assert policy_channel_grants(policy) == channel_grants(stage_environment(stage))
+
+
+def test_the_channel_mapping_sees_every_channel() -> None:
+    env = {
+        "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:111122223333:table/t/stream/s",
+        "GUARDIAN_NOTIFY_EVENT_BUS": "bus",
+        "GUARDIAN_SLACK_WEBHOOK_SECRET": "ssm:/team/slack",
+        "GUARDIAN_WEBHOOK_SECRET": "secretsmanager:arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf",
+    }
+    assert channel_grants(env) == {
+        ("events:PutEvents", "arn:aws:events:eu-west-1:111122223333:event-bus/bus"),
+        ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/team/slack"),
+        ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf"),
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_deploys_its_hand_written_policy(stage: str) -> None:
+    stage_config = CONFIG["stages"][stage]
+    assert stage_config.get("autogen_policy", CONFIG.get("autogen_policy")) is False
+    assert stage_config.get("iam_policy_file") == f"policy-{stage}.json"
+
+
+def test_no_function_outlives_a_delivery_lease() -> None:
+    """A Lambda still delivering after its claim's lease ran out could deliver twice alongside a retry."""
+    places = [CONFIG, *CONFIG["stages"].values()]
+    timeouts = [place.get("lambda_timeout", 60) for place in places]  # Chalice's default is 60 s
+    timeouts += [
+        function.get("lambda_timeout", 0) for place in places for function in place.get("lambda_functions", {}).values()
+    ]
+    assert max(timeouts) < LEASE_S

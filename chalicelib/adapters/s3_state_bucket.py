@@ -87,10 +87,11 @@ class S3StateBucket:
     def read_index(self, key: str, version_id: str | None, *, like: StateIndex | None = None) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
 
-        With `like`, the index's resource digests are of the same kind as that one's, so the two compare.
+        With `like`, the index's resource digests are of the same kind as that one's, so the two compare, and
+        each resource written exactly as in `like` takes its entries from there instead of being read again.
         """
         decoded = like is not None and like.resource_digests == DECODED
-        return index_state(lambda: self._chunks(key, version_id), decoded=decoded)
+        return index_state(lambda: self._chunks(key, version_id), decoded=decoded, like=like)
 
     def read_indexes(self, key: str, first: str, second: str) -> tuple[StateIndex, StateIndex]:
         """Index two versions of a state so that they compare; the second reuses what the first has in common."""

@@ -1,0 +1,65 @@
+"""A stage's settings as Chalice deploys them: `.chalice/config.json`'s environment variables, stage over top level."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.errors import SettingsError
+from chalicelib.settings import Settings
+from deploy.errors import StageConfigError
+
+DEFAULT_CONFIG = Path(".chalice") / "config.json"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage: its name, the app's name, and the settings its functions will run with."""
+
+    path: Path
+    app_name: str
+    stage: str
+    settings: Settings
+
+    def function_name(self, handler: str) -> str:
+        """The Lambda function Chalice deploys for `handler`: `<app_name>-<stage>-<handler>`."""
+        return f"{self.app_name}-{self.stage}-{handler}"
+
+
+def load_stage(path: Path, stage: str) -> StageConfig:
+    """Read `stage` from the Chalice config at `path`, with the guardian's own validation of its settings."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StageConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise StageConfigError(f"{path} is not valid JSON: {exc}") from exc
+    stages = _mapping(config.get("stages"))
+    if stage not in stages:
+        known = ", ".join(sorted(stages)) or "none"
+        raise StageConfigError(f"{path} has no stage {stage!r} (stages: {known})")
+    env = {
+        **_strings(config.get("environment_variables"), path),
+        **_strings(_mapping(stages[stage]).get("environment_variables"), path),
+    }
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        raise StageConfigError(f"stage {stage!r} of {path}: {exc}") from exc
+    app_name = config.get("app_name")
+    if not isinstance(app_name, str) or not app_name:
+        raise StageConfigError(f"{path} has no app_name")
+    return StageConfig(path=path, app_name=app_name, stage=stage, settings=settings)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any, path: Path) -> dict[str, str]:
+    variables = _mapping(value)
+    if not all(isinstance(item, str) for item in variables.values()):
+        raise StageConfigError(f"{path}: environment variables must be strings, as Lambda takes them")
+    return dict(variables)
