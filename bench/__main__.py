@@ -66,7 +66,7 @@ def cpu_of(run: Callable[[], object]) -> float:
 
 def changed_copy(state: dict[str, Any]) -> dict[str, Any]:
     """The next version: 1% of instances changed, one resource removed, one added."""
-    after = json.loads(json.dumps(state))
+    after: dict[str, Any] = json.loads(json.dumps(state))
     after["serial"] += 1
     for position, resource in enumerate(after["resources"]):
         if position % 100 == 0:
@@ -283,7 +283,7 @@ def stream_batch(resources: Resources, app: Any) -> list[Figure]:
 
     def ten_at_a_time(event: dict[str, Any]) -> None:
         """A stricter baseline: the same, publishing ten to a request as the guardian does."""
-        entries = [{"Id": uuid.uuid4().hex, "Message": message} for message in deserialised(event)]
+        entries: list[Any] = [{"Id": uuid.uuid4().hex, "Message": message} for message in deserialised(event)]
         for start in range(0, len(entries), 10):
             sns.publish_batch(
                 TopicArn=resources.notify_topic_arn, PublishBatchRequestEntries=entries[start : start + 10]
@@ -313,7 +313,7 @@ def stream_batch(resources: Resources, app: Any) -> list[Figure]:
 def lock_table_scan(resources: Resources) -> Figure:
     """The reaper's scan of a lock table with 10,000 digest items and 10 locks."""
     client = boto3.session.Session().client("dynamodb")
-    items = [
+    items: list[Any] = [
         {"PutRequest": {"Item": {"LockID": {"S": f"{resources.state_bucket}/s{i}/terraform.tfstate-md5"},
                                  "Digest": {"S": hashlib.md5(str(i).encode()).hexdigest()}}}}
         for i in range(10_000)
@@ -425,24 +425,28 @@ def report(figures: list[Figure]) -> str:
 
 NOTES = """## Notes
 
-- The diff reads each version once, streaming, and decodes it one resource at a time with the standard library's
-  C JSON scanner, keeping only a hash per instance address and output name: that is what holds peak memory near
-  1 MiB per MB (`json.loads` of both versions takes about 4.5). Decoding alone costs about twice the floor at 10k
-  resources, and turning each instance's attributes into a comparable digest adds the rest: the 3x time bar and
-  the 1.5 MiB/MB memory bar pull in opposite directions in CPython. Libraries that parse faster (orjson,
-  simdjson) hold the whole document and its parse at once, which breaks the memory bar.
+- Terraform and OpenTofu write states with Go's `json.MarshalIndent`, so equal values are equal bytes. The diff
+  reads each version once, streaming; in that layout it finds resources and instances by their indentation and
+  digests each instance's attributes as the text Terraform wrote, without decoding them, and the second version
+  takes the entries of every resource written exactly as in the first from the first's index. A state in any
+  other layout is decoded one resource at a time with the standard library's C scanner (about twice as slow);
+  the two kinds of digest are never compared with each other. Only digests are kept: peak memory stays near
+  1 MiB per MB (`json.loads` of both versions takes about 4).
 - The stream batch figure against a one-by-one publishing loop is the issue's bar; the stricter figure against a
   loop that publishes ten per request is shown too. The guardian's extra work per batch is the lock-session and
   delivery-claim transactions that make replays harmless.
-- A rollback answers with the diff between the current and the restored state, so it parses both in full: at
-  50 MB that is most of its time. Persisting each version's index (addresses and hashes, about 40 bytes per
-  instance) when its write is first handled would turn that diff into two small reads.
+- A rollback reads the target and validates all of it, reads the current head, takes both of Terraform's locks,
+  writes the state and its digest while it reads the replaced version for the diff, releases the locks and
+  notifies: about fifteen calls around a 50 MB read and a 50 MB write, on a 2-core machine that also runs the
+  emulator (which computes an MD5 of every object it stores and lists).
 - The emulator answers a ranged read of a large object much more slowly than S3 does once it holds gigabytes;
   the listing figure counts bytes read, which does not depend on that.
+- The package figures come from `python -m deploy.package` (Chalice's package plus bytecode for the modules a
+  cold start imports); the import is timed in a fresh interpreter from the unpacked package, like Lambda.
 - Figures on a 2-core machine shared with the emulator vary by about ±20% from run to run."""
 
 
-GROUPS = ("diff", "calls", "stream", "scan", "rollback")
+GROUPS = ("diff", "calls", "stream", "scan", "rollback", "package")
 
 
 def main(groups: list[str]) -> int:
@@ -494,6 +498,10 @@ def main(groups: list[str]) -> int:
             measured("scan", [lock_table_scan(resources)])
         if "rollback" in selected:
             measured("rollback", rollback_figures(resources))
+        if "package" in selected:
+            from bench.package_size import package_figures  # noqa: PLC0415 - chalice package takes a while
+
+            measured("package", package_figures())
     finally:
         server.stop()
     text = report(figures)

@@ -92,13 +92,16 @@ class RollbackService:
                 raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
             # The version being replaced stays readable by its id, so the diff is made while the write goes on.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-write") as writer:
-                written = writer.submit(self._write, key, restored)
+                written = writer.submit(self._bucket.put_state, key, restored)
+                digest = hashlib.md5(restored, usedforsecurity=False).hexdigest()
                 try:
                     diff: StateDiff | None = self._diff(key, current, target_index, target_bytes)
                 except GuardianError as exc:  # the write must still be waited for, and answered
                     logger.warning("rollback diff failed", key=key, error=str(exc))
                     diff = None
                 new_version_id = written.result()
+            # Terraform's order: the state, then its digest.
+            self._lock_table.put_digest(f"{self._bucket.name}/{key}", digest)
         result["diff"] = _diff_dict(diff) if diff is not None else None
         logger.warning("state rolled back", key=key, from_version_id=target_version_id, new_version_id=new_version_id)
         try:
@@ -153,13 +156,6 @@ class RollbackService:
         if not history:
             raise ObjectNotFoundError(f"there is no state at {key}")
         return self._target(key, request, history).version_id, history
-
-    def _write(self, key: str, restored: bytes) -> str:
-        """Terraform's two writes, in its order: the state, then its digest. The new version id."""
-        new_version_id = self._bucket.put_state(key, restored)
-        digest = hashlib.md5(restored, usedforsecurity=False).hexdigest()
-        self._lock_table.put_digest(f"{self._bucket.name}/{key}", digest)
-        return new_version_id
 
     def _current_header(self, key: str, current: CurrentVersion | None) -> StateHeader | None:
         """The current version's header; None if it is deleted or not a readable state."""
