@@ -446,7 +446,7 @@ NOTES = """## Notes
 - Figures on a 2-core machine shared with the emulator vary by about ±20% from run to run."""
 
 
-GROUPS = ("diff", "calls", "stream", "scan", "rollback", "package")
+GROUPS = ("diff", "calls", "stream", "scan", "rollback", "package", "load")
 
 
 def main(groups: list[str]) -> int:
@@ -504,6 +504,10 @@ def main(groups: list[str]) -> int:
             measured("package", package_figures())
     finally:
         server.stop()
+    if "load" in selected:  # last: it runs a local stack of its own, with settings of its own
+        from bench.load import load_figures  # noqa: PLC0415
+
+        measured("load", load_figures())
     text = report(figures)
     if not groups:
         REPORT.parent.mkdir(exist_ok=True)

@@ -28,11 +28,13 @@ def main() -> None:
     mode, bucket, key, before, after = sys.argv[1:6]
     client = boto3.session.Session().client("s3")
     client.head_object(Bucket=bucket, Key=key)  # warm the client up before the baseline
-    if mode == "guardian":
-        states = S3StateBucket(client, bucket, header_bytes=4096, max_state_bytes=1 << 31)
-        run = lambda: StateDiff.between(*states.read_indexes(key, before, after))  # noqa: E731
-    else:
-        run = lambda: naive_diff(client, bucket, key, before, after)  # noqa: E731
+    states = S3StateBucket(client, bucket, header_bytes=4096, max_state_bytes=1 << 31)
+
+    def run() -> object:
+        if mode == "guardian":
+            return StateDiff.between(*states.read_indexes(key, before, after))
+        return naive_diff(client, bucket, key, before, after)
+
     baseline = _rss_kib("VmRSS")
     run()
     print(json.dumps({"peak_above_baseline_kib": _rss_kib("VmHWM") - baseline}))

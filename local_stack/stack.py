@@ -50,6 +50,9 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+S3_EVENTS_PER_ROUND = 20
+
+
 class LocalStack:
     """The whole guardian on one machine."""
 
@@ -133,17 +136,22 @@ class LocalStack:
         self._threads.append(thread)
         self.api_url = f"http://{HOST}:{port}"
 
-    def pump(self) -> int:
-        """Deliver every S3 event and stream record that is waiting; the number of invocations made."""
+    def pump(self, max_s3_events: int | None = None) -> int:
+        """Deliver every S3 event and stream record that is waiting; the number of invocations made.
+
+        With `max_s3_events`, S3 events beyond that many stay queued for the next call, so that a caller can run
+        the scheduled jobs in between under a backlog, as Lambda runs them beside the event handlers.
+        """
         with self._pump_lock:
             # Stream records first: a lock is taken before the state write it covers.
-            return self._pump_stream() + self._pump_s3()
+            return self._pump_stream() + self._pump_s3(max_s3_events)
 
-    def _pump_s3(self) -> int:
+    def _pump_s3(self, limit: int | None) -> int:
         assert self._watcher is not None and self._handlers is not None
         self._s3_queue.extend((event, 0) for event in self._watcher.poll())
         invocations = 0
-        for _ in range(len(self._s3_queue)):
+        waiting = len(self._s3_queue)
+        for _ in range(waiting if limit is None else min(limit, waiting)):
             event, failures = self._s3_queue.popleft()
             for name, handler in self._handlers.s3:
                 invocations += 1
@@ -203,14 +211,17 @@ class LocalStack:
     def _loop(self) -> None:
         next_schedule = time.monotonic() + self.options.schedule_interval_s
         while not self._stop.is_set():
+            delivered = 0
             try:
-                self.pump()
+                # A bounded round, so that the scheduled jobs run on time under a backlog too.
+                delivered = self.pump(max_s3_events=S3_EVENTS_PER_ROUND)
                 if time.monotonic() >= next_schedule:
                     self.run_scheduled()
                     next_schedule = time.monotonic() + self.options.schedule_interval_s
             except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; try again next round
                 self._report(f"event source error: {exc}")
-            self._stop.wait(self.options.poll_interval_s)
+            if delivered < S3_EVENTS_PER_ROUND:
+                self._stop.wait(self.options.poll_interval_s)
 
     def _report(self, message: str) -> None:
         self.options.log.write(message + "\n")

@@ -7,6 +7,7 @@ import boto3
 from chalicelib.domain.s3_events import ObjectChange, parse_s3_event
 from local_stack.s3_source import VersionWatcher
 from local_stack.stream_source import StreamPoller
+from tests.support.events import state_bytes
 
 BUCKET = "watched"
 
@@ -79,3 +80,18 @@ def test_stream_poller_builds_lambda_records_and_resumes_where_acknowledged(aws:
     assert [r["eventName"] for r in poller.poll()] == ["REMOVE"]
     poller.acknowledge(records)
     assert poller.poll() == []
+
+
+def test_a_pump_with_a_limit_leaves_the_rest_of_the_s3_events_queued_for_the_next(aws, stack) -> None:
+    s3 = aws.client("s3")
+    keys = [f"limit/{i}/terraform.tfstate" for i in range(3)]
+    for key in keys:
+        s3.put_object(
+            Bucket=stack.resources.state_bucket, Key=key, Body=state_bytes("state_tf1.11.4_first_apply_serial1.json")
+        )
+    assert stack.stack.pump(max_s3_events=1) == 1
+    assert len(stack.notifications()) == 1
+    assert stack.stack.pump(max_s3_events=0) == 0
+    assert stack.pump() == 2
+    assert stack.pump() == 0
+    assert sorted(n["key"] for n in stack.notifications()) == keys
