@@ -171,6 +171,7 @@ class Container:
         return RollbackService(
             self.state_bucket,
             self.lock_table,
+            self.guardian_table,
             self.notifier,
             allowed_prefixes=self.settings.api_key_prefixes,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,

@@ -91,6 +91,18 @@ class DynamoLockTable:
             f"lock {state_path}",
         )
 
+    def put_digest_if_unchanged(self, state_path: str, digest: str, stored: str) -> bool:
+        """Set the digest only if it still is `stored`: a digest Terraform wrote meanwhile is never overwritten."""
+        return conditional_write(
+            lambda: self._client.put_item(
+                TableName=self.name,
+                Item={"LockID": {"S": state_path + DIGEST_SUFFIX}, "Digest": {"S": digest}},
+                ConditionExpression="Digest = :stored",
+                ExpressionAttributeValues={":stored": {"S": stored}},
+            ),
+            f"write the digest of {state_path}",
+        )
+
     def put_digest(self, state_path: str, digest: str) -> None:
         """Set the digest Terraform checks the state's bytes against."""
         try:

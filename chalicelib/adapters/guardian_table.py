@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import conditional_write, translate
-from chalicelib.domain.digests import DigestSuspect
+from chalicelib.domain.digests import DigestIntent, DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
 from chalicelib.domain.staleness import HeldLock, StaleRecord
 from chalicelib.errors import IdempotencyConflictError, MalformedEventError, TransientAwsError
@@ -25,6 +25,7 @@ DELIVERY_RECORD_DAYS = 8
 LOCK_SESSION_DAYS = 30
 RECENT_SESSIONS = 10
 DIGEST_SUSPECTS = "digest-suspects"
+DIGEST_INTENTS = "digest-intents"
 TRANSACTION_ITEMS = 100
 BATCH_WRITE_ITEMS = 25
 BATCH_WRITE_ATTEMPTS = 5
@@ -254,6 +255,57 @@ class GuardianTable:
                 ExpressionAttributeValues={":version": {"S": suspect.version_id}},
             ),
             f"clear a digest suspect in {self.name}",
+        )
+
+    def put_digest_intent(self, intent: DigestIntent) -> None:
+        """Remember a digest about to be written, until it is (see `DigestIntent`)."""
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={
+                    "pk": {"S": DIGEST_INTENTS},
+                    "sk": {"S": intent.state_path},
+                    "digest": {"S": intent.digest},
+                    "recorded_at": {"S": _iso(intent.recorded_at)},
+                    "expires_at": {"N": str(int(intent.recorded_at.timestamp()) + DELIVERY_RECORD_DAYS * 86400)},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"record a digest intent in {self.name}") from exc
+
+    def digest_intents(self) -> list[DigestIntent]:
+        """Every digest whose writer has not said it was written."""
+        intents: list[DigestIntent] = []
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self.name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": DIGEST_INTENTS}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    intents.append(
+                        DigestIntent(
+                            state_path=item["sk"]["S"],
+                            digest=item["digest"]["S"],
+                            recorded_at=datetime.fromisoformat(item["recorded_at"]["S"].replace("Z", "+00:00")),
+                        )
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read digest intents in {self.name}") from exc
+        return intents
+
+    def clear_digest_intent(self, intent: DigestIntent) -> None:
+        """Forget an intent, unless a newer one for the same state replaced it meanwhile."""
+        conditional_write(
+            lambda: self._client.delete_item(
+                TableName=self.name,
+                Key={"pk": {"S": DIGEST_INTENTS}, "sk": {"S": intent.state_path}},
+                ConditionExpression="digest = :digest",
+                ExpressionAttributeValues={":digest": {"S": intent.digest}},
+            ),
+            f"clear a digest intent in {self.name}",
         )
 
     def stale_record(self, held: HeldLock) -> StaleRecord | None:

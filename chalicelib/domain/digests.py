@@ -19,6 +19,20 @@ class DigestSuspect:
         return now - self.first_seen >= grace
 
 
+@dataclass(frozen=True)
+class DigestIntent:
+    """A digest about to be written for bytes about to be put: if the writer dies between the two writes, the
+    digest check finishes the second, so that Terraform does not fail on a digest nobody will fix."""
+
+    state_path: str
+    digest: str
+    recorded_at: datetime
+
+    def due(self, now: datetime, grace: timedelta) -> bool:
+        """Whether its writer had time enough to finish by itself."""
+        return now - self.recorded_at >= grace
+
+
 def digest_matches(stored: str | None, calculated: str) -> bool:
     """No digest item (lockfile-only backends) means there is nothing to match."""
     return stored is None or stored.lower() == calculated.lower()

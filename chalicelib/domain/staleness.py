@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from fnmatch import fnmatchcase
 
-from chalicelib.domain.locks import LockInfo
+from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 
 
 class Verdict(Enum):
@@ -72,6 +72,8 @@ class ReaperPolicy:
     dry_run: bool = False
 
     def ttl_for(self, held: HeldLock, lock: LockInfo) -> timedelta:
+        if lock.operation == ROLLBACK_OPERATION:  # the guardian's own lock lives no longer than its Lambda
+            return self.ttl_by_operation.get(ROLLBACK_OPERATION, GUARDIAN_LOCK_TTL)
         for pattern, ttl in self.ttl_by_key:
             if fnmatchcase(held.state_key, pattern):
                 return ttl
@@ -112,7 +114,9 @@ def judge(
         return Judgement(held, Verdict.PROTECTED, {**evidence, "reason": "key is never released automatically"}, age)
     if age <= ttl:
         return Judgement(held, Verdict.FRESH, evidence, age)
-    if last_state_write is not None and last_state_write >= lock.created_at() - CLOCK_SKEW:
+    # A rollback's own write is no sign that it still runs: a Lambda stopped after the write leaves its lock behind.
+    guardians_own = lock.operation == ROLLBACK_OPERATION
+    if not guardians_own and last_state_write is not None and last_state_write >= lock.created_at() - CLOCK_SKEW:
         since_write = now - last_state_write
         evidence["last_state_write_s_ago"] = round(since_write.total_seconds())
         if since_write <= policy.quiet_window:
@@ -136,3 +140,5 @@ def judge(
 
 # The lock's Created comes from the client's clock, the write time from S3's.
 CLOCK_SKEW = timedelta(minutes=5)
+# A rollback runs inside one Lambda invocation, which AWS stops after 15 minutes at most.
+GUARDIAN_LOCK_TTL = timedelta(minutes=15)

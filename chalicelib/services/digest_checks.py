@@ -6,16 +6,18 @@ import json
 import shlex
 from datetime import datetime, timedelta
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
-from chalicelib.domain.digests import DigestSuspect, digest_matches
+from chalicelib.domain.digests import DigestIntent, DigestSuspect, digest_matches
 from chalicelib.domain.lock_table import DIGEST_SUFFIX
 from chalicelib.domain.locks import split_path
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import NotAStateError, ObjectNotFoundError
-from chalicelib.observability import logger
+from chalicelib.observability import logger, metrics
 from chalicelib.services.notifier import Notifier
 
 
@@ -51,7 +53,11 @@ class DigestCheckService:
         self._table.put_digest_suspect(DigestSuspect(state_path=path, version_id=version_id or "", first_seen=now))
 
     def verify(self, now: datetime) -> int:
-        """Look again at every suspect past the grace period; notify those still mismatched. Returns how many."""
+        """Finish the digests of interrupted writes, then look again at every suspect past the grace period and
+        notify those still mismatched. Returns how many."""
+        for intent in self._table.digest_intents():
+            if intent.due(now, self._grace):
+                self._finish(intent)
         alarms = 0
         for suspect in self._table.digest_suspects():
             if suspect.due(now, self._grace):
@@ -87,6 +93,27 @@ class DigestCheckService:
             )
         self._table.clear_digest_suspect(suspect)
         return int(mismatched)
+
+    def _finish(self, intent: DigestIntent) -> None:
+        """Write the digest an interrupted writer meant to, if the current bytes are the ones it put."""
+        bucket, key = split_path(intent.state_path)
+        newest = self._bucket.newest_version(key) if bucket == self._bucket.name else None
+        if newest is not None and newest.is_current:
+            try:
+                calculated = self._bucket.md5_of(key, newest.version_id)
+            except (NotAStateError, ObjectNotFoundError):
+                calculated = None
+            stored = self._lock_table.digest_of(intent.state_path)
+            # Only the bytes that writer put, and only over the digest read here: Terraform's own digest wins.
+            if (
+                calculated == intent.digest
+                and stored is not None
+                and not digest_matches(stored, calculated)
+                and self._lock_table.put_digest_if_unchanged(intent.state_path, calculated, stored)
+            ):
+                logger.warning("digest of an interrupted write completed", key=key, version_id=newest.version_id)
+                metrics.add_metric(name="DigestsCompleted", unit=MetricUnit.Count, value=1)
+        self._table.clear_digest_intent(intent)
 
     def _repair_command(self, state_path: str, calculated: str) -> str:
         item = json.dumps({"LockID": {"S": state_path + DIGEST_SUFFIX}, "Digest": {"S": calculated}})

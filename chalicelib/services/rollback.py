@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import CurrentVersion, ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
+from chalicelib.domain.digests import DigestIntent
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
 from chalicelib.domain.state import StateHeader
@@ -42,6 +44,7 @@ class RollbackService:
         self,
         bucket: S3StateBucket,
         lock_table: DynamoLockTable,
+        table: GuardianTable,
         notifier: Notifier,
         *,
         allowed_prefixes: tuple[str, ...],
@@ -49,6 +52,7 @@ class RollbackService:
     ) -> None:
         self._bucket = bucket
         self._lock_table = lock_table
+        self._table = table
         self._notifier = notifier
         self._allowed_prefixes = allowed_prefixes
         self._workspace_key_prefixes = workspace_key_prefixes
@@ -87,21 +91,25 @@ class RollbackService:
         }
         if request.dry_run:
             return {**result, "diff": _diff_dict(self._diff(key, current, target_index, target_bytes))}
+        path = f"{self._bucket.name}/{key}"
         with self._locked(key, caller, now):
             if self._bucket.current_version(key) != current:
                 raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
             # The version being replaced stays readable by its id, so the diff is made while the write goes on.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-write") as writer:
-                written = writer.submit(self._bucket.put_state, key, restored)
-                digest = hashlib.md5(restored, usedforsecurity=False).hexdigest()
+                written = writer.submit(self._write, key, restored, now)
                 try:
                     diff: StateDiff | None = self._diff(key, current, target_index, target_bytes)
                 except GuardianError as exc:  # the write must still be waited for, and answered
                     logger.warning("rollback diff failed", key=key, error=str(exc))
                     diff = None
-                new_version_id = written.result()
+                new_version_id, intent = written.result()
             # Terraform's order: the state, then its digest.
-            self._lock_table.put_digest(f"{self._bucket.name}/{key}", digest)
+            self._lock_table.put_digest(path, intent.digest)
+        try:
+            self._table.clear_digest_intent(intent)
+        except GuardianError as exc:  # the rollback is whole; the next digest check forgets the intent
+            logger.warning("digest intent not cleared", key=key, error=str(exc))
         result["diff"] = _diff_dict(diff) if diff is not None else None
         logger.warning("state rolled back", key=key, from_version_id=target_version_id, new_version_id=new_version_id)
         try:
@@ -156,6 +164,16 @@ class RollbackService:
         if not history:
             raise ObjectNotFoundError(f"there is no state at {key}")
         return self._target(key, request, history).version_id, history
+
+    def _write(self, key: str, restored: bytes, now: datetime) -> tuple[str, DigestIntent]:
+        """The state's new version id, written after its digest was recorded as intended: if the Lambda dies
+        between the state and the digest, the next digest check writes the digest, rather than every Terraform
+        client failing on the state."""
+        intent = DigestIntent(
+            f"{self._bucket.name}/{key}", hashlib.md5(restored, usedforsecurity=False).hexdigest(), now
+        )
+        self._table.put_digest_intent(intent)
+        return self._bucket.put_state(key, restored), intent
 
     def _current_header(self, key: str, current: CurrentVersion | None) -> StateHeader | None:
         """The current version's header; None if it is deleted or not a readable state."""
@@ -217,10 +235,12 @@ class RollbackService:
                 raise LostRaceError("someone took the lockfile first; try again")
             yield
         finally:
-            # Conditional releases: only the very locks the guardian took.
-            if lockfile_version:
-                self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
-            self._lock_table.delete_lock_if_unchanged(path, info)
+            # Conditional releases: only the very locks the guardian took; one failing never keeps the other.
+            try:
+                if lockfile_version:
+                    self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
+            finally:
+                self._lock_table.delete_lock_if_unchanged(path, info)
 
 
 def _holder(raw: str) -> dict[str, str] | None:

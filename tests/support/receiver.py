@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,19 +22,24 @@ class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
     fail_next: int = 0
+    fail_status: int = 503  # the answer while failing
+    delay_s: float = 0.0  # how long each POST waits before it is answered
     answer: bytes = b"{}"  # the body of the answer to a GET
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(port: int = 0) -> Iterator[Receiver]:
+    """A receiver on `port` of 127.0.0.1 (0: a free one)."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if state.delay_s:
+                time.sleep(state.delay_s)
             if state.fail_next:
                 state.fail_next -= 1
-                self.send_response(503)
+                self.send_response(state.fail_status)
             else:
                 state.requests.append(Received(self.path, dict(self.headers.items()), body))
                 self.send_response(200)
@@ -49,7 +55,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

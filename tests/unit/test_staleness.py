@@ -75,6 +75,19 @@ def test_a_state_write_under_the_lock_is_proof_of_life() -> None:
     assert verdict(lock, now, last_state_write=now - timedelta(hours=2), record=record(lock, first)) is Verdict.RELEASE
 
 
+def test_the_guardians_own_lock_lives_as_long_as_a_lambda_and_its_write_is_no_proof_of_life() -> None:
+    lock = held(operation="tfstate-guardian-rollback")
+    assert verdict(lock, CREATED + timedelta(minutes=14)) is Verdict.FRESH
+    first = CREATED + timedelta(minutes=16)
+    wrote = CREATED + timedelta(seconds=20)  # the rollback's own write, before it was stopped
+    assert verdict(lock, first, last_state_write=wrote) is Verdict.STALE
+    later = first + timedelta(minutes=15)
+    assert verdict(lock, later, last_state_write=wrote, record=record(lock, first)) is Verdict.RELEASE
+    # An explicit TTL for the operation still wins.
+    policy = replace(POLICY, ttl_by_operation={"tfstate-guardian-rollback": timedelta(hours=1)})
+    assert verdict(lock, first, policy=policy) is Verdict.FRESH
+
+
 def test_a_liveness_check_keeps_the_lock() -> None:
     lock = held()
     now = CREATED + timedelta(hours=5)
