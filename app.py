@@ -138,7 +138,7 @@ def _param(name: str, *, required: bool = True) -> str:
 def _json_body() -> Any:
     try:
         return app.current_request.json_body if app.current_request else None
-    except BadRequestError:
+    except (BadRequestError, RecursionError):  # Python's JSON decoder recurses once per level of nesting
         raise InvalidRequestError("the body is not valid JSON") from None
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools import Metrics
+from chalice.local import LocalGateway
 
 from chalicelib import composition
 from chalicelib.observability import SERVICE, logger
@@ -20,7 +23,7 @@ from local_stack.emulator import MotoServer, free_port
 from local_stack.stack import REGION, LocalStack, StackOptions
 from tests.support.secrets import leaks
 
-# Everything the guardian said during the current test: notifications, log lines and metrics.
+# Everything the guardian said during the current test: notifications, log lines, metrics and API response bodies.
 _SURFACES: list[tuple[str, str]] = []
 # Every AWS call the guardian's own clients made in this run: (service, operation, parameters).
 AWS_CALLS: list[tuple[str, str, dict[str, Any]]] = []
@@ -40,7 +43,7 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
     level = service_logger.level
     service_logger.addHandler(handler)
     service_logger.setLevel(logging.DEBUG)  # debug lines must not leak either
-    notify, flush = Notifier.notify, Metrics.flush_metrics
+    notify, flush, handle_request = Notifier.notify, Metrics.flush_metrics, LocalGateway.handle_request
 
     def watched_notify(self: Notifier, notification: Any) -> None:
         _SURFACES.append(("notification", json.dumps(notification.to_dict())))
@@ -49,6 +52,15 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
     def watched_flush(self: Metrics, *args: Any, **kwargs: Any) -> None:
         _SURFACES.append(("metrics", json.dumps(self.serialize_metric_set())))
         flush(self, *args, **kwargs)
+
+    def watched_request(self: LocalGateway, *args: Any, **kwargs: Any) -> Any:
+        # Every API answer, whether from `chalice.test.Client` or the local stack's server, goes through here.
+        response = handle_request(self, *args, **kwargs)
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            body = base64.b64decode(body)
+        _SURFACES.append(("api response", body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)))
+        return response
 
     def recorded_session(self: composition.Container) -> boto3.session.Session:
         session = boto3.session.Session()
@@ -64,8 +76,10 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
     composition.Container._session = recording  # type: ignore[assignment]
     Notifier.notify = watched_notify  # type: ignore[method-assign]
     Metrics.flush_metrics = watched_flush  # type: ignore[method-assign]
+    LocalGateway.handle_request = watched_request  # type: ignore[method-assign]
     yield
     Notifier.notify, Metrics.flush_metrics = notify, flush  # type: ignore[method-assign]
+    LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
     composition.Container._session = original_session  # type: ignore[method-assign]
     service_logger.removeHandler(handler)
     service_logger.setLevel(level)
@@ -73,7 +87,7 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_planted_secret_is_ever_said() -> Iterator[None]:
-    """States hold secrets in plaintext: none may reach a notification, a log line or a metric, in any test."""
+    """States hold secrets in plaintext: none may reach a notification, a log line, a metric or an API answer."""
     _SURFACES.clear()
     yield
     found = [(where, secret) for where, text in _SURFACES for secret in leaks(text)]
@@ -139,6 +153,7 @@ def stack(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Path) -
     """The local stack in this process, on the shared emulator; events are delivered by `pump()`."""
     log_file = tmp_path / "guardian.log"
     notify_file = tmp_path / "notifications.jsonl"
+    saved_env = dict(os.environ)
     with log_file.open("w", encoding="utf-8") as log:
         local = LocalStack(
             StackOptions(
@@ -156,6 +171,7 @@ def stack(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Path) -
         finally:
             local.stop()
             composition.install(None)
+            _restore_env(saved_env)
 
 
 @pytest.fixture
@@ -163,6 +179,7 @@ def stack_with(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Pa
     """Start a local stack with options of the test's own (a REST API port, another app) on the shared emulator."""
     started: list[LocalStack] = []
     log = (tmp_path / "stack.log").open("w", encoding="utf-8")
+    saved_env = dict(os.environ)
 
     def start(**options: Any) -> LocalStack:
         local = LocalStack(
@@ -185,6 +202,13 @@ def stack_with(aws: boto3.session.Session, moto_server: MotoServer, tmp_path: Pa
             local.stop()
         log.close()
         composition.install(None)
+        _restore_env(saved_env)
+
+
+def _restore_env(saved: dict[str, str]) -> None:
+    """A stack writes its settings (and a test's `extra_env`) into os.environ: none may reach the next test."""
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

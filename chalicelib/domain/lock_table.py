@@ -47,6 +47,7 @@ def parse_lock_table_batch(event: Mapping[str, Any], table_name: str) -> LockTab
     batch = LockTableBatch(changes=[], rejected=[])
     records = event.get("Records")
     if not isinstance(records, list):
+        batch.rejected.append("stream event has no Records list")
         return batch
     for record in records:
         try:
@@ -73,9 +74,7 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
         raise MalformedEventError(f"unexpected stream event name {event_name!r}")
     if not isinstance(lock_id, str) or not lock_id:
         raise MalformedEventError("stream record has an empty LockID")
-    approximate_time = (
-        datetime.fromtimestamp(created_epoch, tz=UTC) if isinstance(created_epoch, (int, float)) else None
-    )
+    approximate_time = _time_of(created_epoch)
     if lock_id.endswith(DIGEST_SUFFIX):
         return LockTableChange(
             event_name=event_name,
@@ -99,6 +98,16 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
         old_lock=old_lock,
         new_lock=new_lock,
     )
+
+
+def _time_of(epoch: Any) -> datetime | None:
+    """`ApproximateCreationDateTime`, or None when it is not a time at all (then the handler uses its own clock)."""
+    if not isinstance(epoch, (int, float)) or isinstance(epoch, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(epoch, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _string_attribute(image: Any, name: str) -> str | None:

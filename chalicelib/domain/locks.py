@@ -64,7 +64,7 @@ class LockInfo:
         """Parse the compact JSON Terraform writes; raises `MalformedEventError` on anything else."""
         try:
             data = json.loads(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # the decoder recurses once per level of nesting
             raise MalformedEventError("LockInfo is not JSON") from None
         if not isinstance(data, dict):
             raise MalformedEventError("LockInfo is not a JSON object")

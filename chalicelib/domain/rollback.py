@@ -122,7 +122,7 @@ def _serial_span(text: str, *, complete: bool) -> tuple[int, int]:
                 raise NotAStateError("malformed JSON")
             start = _skip(text, pos + 1)
             value, end = decoder.raw_decode(text, start)
-        except (json.JSONDecodeError, IndexError):
+        except (json.JSONDecodeError, IndexError, RecursionError):  # the decoder recurses once per level
             if not complete:
                 raise _NeedMore from None
             raise NotAStateError("not valid JSON") from None

@@ -11,6 +11,8 @@ from urllib.parse import unquote_plus
 
 from chalicelib.errors import MalformedEventError
 
+MAX_KEY_BYTES = 1024  # S3's own limit: a longer key names no object
+
 
 class ObjectChange(Enum):
     """What happened to the object."""
@@ -68,8 +70,10 @@ def parse_s3_record(record: Any) -> ObjectEvent:
         event_name = str(record["eventName"])
         s3 = record["s3"]
         obj = s3["object"]
-        bucket = str(s3["bucket"]["name"])
-        key = unquote_plus(str(obj["key"]))
+        bucket, raw_key = s3["bucket"]["name"], obj["key"]
+        if not isinstance(bucket, str) or not isinstance(raw_key, str):
+            raise TypeError("bucket name or object key (not a string)")
+        key = unquote_plus(raw_key)
         event_time = datetime.fromisoformat(str(record["eventTime"]).replace("Z", "+00:00"))
         identity = record.get("userIdentity")
         principal = identity.get("principalId") if isinstance(identity, dict) else None
@@ -78,6 +82,8 @@ def parse_s3_record(record: Any) -> ObjectEvent:
         raise MalformedEventError(f"S3 event record is missing or has a bad {exc}") from None
     if not key or not bucket:
         raise MalformedEventError("S3 event record has an empty bucket name or object key")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise MalformedEventError(f"S3 event record has a key longer than S3 allows: {key[:80]!r}…")
     return ObjectEvent(
         bucket=bucket,
         key=key,

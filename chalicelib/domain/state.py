@@ -12,6 +12,7 @@ TERRAFORM_STATE_FORMAT = 4
 _PLAIN_BODY_KEYS = frozenset({"outputs", "resources", "check_results"})
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
 _WHITESPACE = " \t\n\r"
+TOO_DEEP = "JSON nested too deeply"
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,14 @@ def parse_state_header(data: bytes, *, complete: bool) -> StateHeader:
         if complete or len(data) - exc.start > 3:  # a prefix may cut one multi-byte character
             raise NotAStateError("not UTF-8 text") from None
         text = data[: exc.start].decode("utf-8")
-    if complete:
-        document = _whole_object(text)
-        fields = {k: v for k, v in document.items() if not isinstance(v, (dict, list))}
-        return header_from_fields(fields, encrypted=bool(document.keys() & _ENCRYPTED_MARKERS))
-    fields, keys_seen, ended = _top_level_scalars(text)
+    try:
+        if complete:
+            document = _whole_object(text)
+            fields = {k: v for k, v in document.items() if not isinstance(v, (dict, list))}
+            return header_from_fields(fields, encrypted=bool(document.keys() & _ENCRYPTED_MARKERS))
+        fields, keys_seen, ended = _top_level_scalars(text)
+    except RecursionError:  # Python's JSON decoder recurses once per level of nesting
+        raise NotAStateError(TOO_DEEP) from None
     encrypted = bool(keys_seen & _ENCRYPTED_MARKERS)
     if not ended and not (keys_seen & _PLAIN_BODY_KEYS or (encrypted and {"serial", "lineage"} <= fields.keys())):
         raise HeaderIncomplete()

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.state import StateHeader, header_from_fields
+from chalicelib.domain.state import TOO_DEEP, StateHeader, header_from_fields
 from chalicelib.errors import NotAStateError
 
 _WHITESPACE = " \t\n\r"
@@ -143,12 +143,15 @@ def index_state(chunks: ChunkSource, *, decoded: bool = False, like: StateIndex 
     Terraform's layout, to compare with a state in another one. `like`, another version's index, lends the
     entries of each resource written exactly as it was there.
     """
-    if not decoded:
-        try:
-            return _index(chunks() if callable(chunks) else chunks, decoded=False, like=like)
-        except _NotTheLayout:
-            pass
-    return _index(chunks() if callable(chunks) else chunks, decoded=True, like=None)
+    try:
+        if not decoded:
+            try:
+                return _index(chunks() if callable(chunks) else chunks, decoded=False, like=like)
+            except _NotTheLayout:
+                pass
+        return _index(chunks() if callable(chunks) else chunks, decoded=True, like=None)
+    except RecursionError:  # Python's JSON decoder recurses once per level of nesting
+        raise NotAStateError(TOO_DEEP) from None
 
 
 def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -> StateIndex:
