@@ -24,10 +24,10 @@ from chalice.app import (
 from chalicelib.composition import container
 from chalicelib.errors import InvalidRequestError
 from chalicelib.observability import logger, metrics
-from chalicelib.settings import load_settings
+from chalicelib.settings import event_sources
 
 app = Chalice(app_name="tfstate-guardian", configure_logs=False)
-settings = load_settings()
+sources = event_sources()
 iam = IAMAuthorizer()
 
 
@@ -46,14 +46,14 @@ def observe(event: Any, get_response: Any) -> Any:
         logger.remove_keys(["request_id"])
 
 
-@app.on_s3_event(bucket=settings.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+@app.on_s3_event(bucket=sources.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
 def on_state_object_event(event: S3Event) -> None:
     from chalicelib.domain.s3_events import parse_s3_event
 
     container().bucket_events.handle(parse_s3_event(event.to_dict()))
 
 
-@app.on_dynamodb_record(stream_arn=settings.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
+@app.on_dynamodb_record(stream_arn=sources.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
 def on_lock_table_change(event: DynamoDBEvent) -> None:
     from chalicelib.domain.lock_table import parse_lock_table_batch
 

@@ -7,14 +7,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain.staleness import ReaperPolicy
 from chalicelib.errors import SettingsError
+
+if TYPE_CHECKING:
+    from chalicelib.domain.staleness import ReaperPolicy
 
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
 DEFAULT_STATE_KEY_SUFFIX = ".tfstate"
 # Plans take and release a lock on every run: quiet unless a team asks for them.
 DEFAULT_QUIET_OPERATIONS = frozenset({"OperationTypePlan"})
+
+
+def _reaper_policy(**settings: Any) -> ReaperPolicy:
+    from chalicelib.domain.staleness import ReaperPolicy  # noqa: PLC0415 - the reaper's domain, on first use
+
+    return ReaperPolicy(**settings)
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class Settings:
     channel_attempts: int = 3
     digest_grace_s: int = 30
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
-    reaper: ReaperPolicy = field(default_factory=ReaperPolicy)
+    reaper: ReaperPolicy = field(default_factory=_reaper_policy)
     liveness_url: str | None = None
     api_key_prefixes: tuple[str, ...] = ()
 
@@ -61,7 +70,7 @@ class Settings:
             webhook_url=_optional(env, "GUARDIAN_WEBHOOK_URL"),
             webhook_secret=_requires(env, "GUARDIAN_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_URL"),
             routes=_routes(env, "GUARDIAN_ROUTES"),
-            reaper=ReaperPolicy(
+            reaper=_reaper_policy(
                 ttl=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_TTL_S", 7200, minimum=0)),
                 ttl_by_operation=dict(_durations(env, "GUARDIAN_REAP_TTL_BY_OPERATION")),
                 ttl_by_key=_durations(env, "GUARDIAN_REAP_TTL_BY_KEY"),
@@ -87,6 +96,20 @@ class Settings:
                 _list(env, "GUARDIAN_QUIET_OPERATIONS", tuple(DEFAULT_QUIET_OPERATIONS), strip=" ", empty="none")
             ),
         )
+
+
+@dataclass(frozen=True)
+class EventSources:
+    """The two settings Chalice needs when it loads the app, to know what the handlers subscribe to."""
+
+    state_bucket: str
+    lock_table_stream_arn: str
+
+
+def event_sources(env: Mapping[str, str] | None = None) -> EventSources:
+    """Only what the app's decorators need: a cold start leaves the rest to the first handler that runs."""
+    env = os.environ if env is None else env
+    return EventSources(_required(env, "GUARDIAN_STATE_BUCKET"), _required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"))
 
 
 @lru_cache(maxsize=1)

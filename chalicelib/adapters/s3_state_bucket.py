@@ -20,7 +20,7 @@ from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoun
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 LOCKFILE_MAX_BYTES = 64 * 1024
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import SettingsError
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, event_sources
 
 REQUIRED = {
     "GUARDIAN_STATE_BUCKET": "tfstate",
@@ -52,3 +52,11 @@ def test_every_setting_is_in_the_chalice_config() -> None:
         env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
         settings = Settings.from_env(env)
         assert settings.notify_topic_arn, stage
+
+
+def test_the_app_loads_with_the_two_event_sources_alone() -> None:
+    """The decorators need only these; everything else is read by the first handler that runs."""
+    sources = event_sources({"GUARDIAN_STATE_BUCKET": "b", "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:s"})
+    assert (sources.state_bucket, sources.lock_table_stream_arn) == ("b", "arn:s")
+    with pytest.raises(SettingsError, match="GUARDIAN_LOCK_TABLE_STREAM_ARN"):
+        event_sources({"GUARDIAN_STATE_BUCKET": "b"})
