@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,12 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[s
     raise AssertionError(f"no policy mapping for {service}:{operation}: add one here and to the policy")
 
 
-@pytest.mark.last
-@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
-def test_every_call_of_this_run_is_allowed(path: Path) -> None:
-    if len(AWS_CALLS) < 100:
-        pytest.skip("run the whole suite: this checks the calls it made")
-    statements = {s["Sid"]: s for s in json.loads(path.read_text())["Statement"]}
+def missing_actions(policy: dict[str, Any], stage: str) -> list[str]:
+    """What the calls of this run needed that the policy does not allow."""
+    statements = {s["Sid"]: s for s in policy["Statement"]}
     # A channel the stage does not configure is never called there; each one it does is checked below.
-    stage = path.stem.removeprefix("policy-")
     unconfigured = CHANNEL_ACTIONS - {action for action, _ in channel_grants(stage_environment(stage))}
-    missing = sorted(
+    return sorted(
         {
             f"{sid} {action} (for {service}:{operation})"
             for service, operation, params in AWS_CALLS
@@ -65,7 +62,33 @@ def test_every_call_of_this_run_is_allowed(path: Path) -> None:
             if action not in unconfigured and action not in statements.get(sid, {}).get("Action", [])
         }
     )
-    assert missing == []
+
+
+@pytest.mark.last
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
+def test_every_call_of_this_run_is_allowed(path: Path) -> None:
+    if len(AWS_CALLS) < 100:
+        pytest.skip("run the whole suite: this checks the calls it made")
+    assert missing_actions(json.loads(path.read_text()), path.stem.removeprefix("policy-")) == []
+
+
+@pytest.mark.last
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
+def test_removing_any_action_the_run_used_fails_the_check(path: Path) -> None:
+    if len(AWS_CALLS) < 100:
+        pytest.skip("run the whole suite: this checks the calls it made")
+    stage = path.stem.removeprefix("policy-")
+    policy = json.loads(path.read_text())
+    used = {pair for call in AWS_CALLS for pair in needed(*call)}
+    unconfigured = CHANNEL_ACTIONS - {action for action, _ in channel_grants(stage_environment(stage))}
+    for sid, action in sorted(used):
+        if action in unconfigured:
+            continue
+        narrowed = copy.deepcopy(policy)
+        for statement in narrowed["Statement"]:
+            if statement["Sid"] == sid:
+                statement["Action"] = [a for a in statement["Action"] if a != action]
+        assert missing_actions(narrowed, stage), f"removing {action} from {sid} went unnoticed"
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
