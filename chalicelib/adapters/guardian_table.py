@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws_errors import conditional_write, translate
 from chalicelib.domain.digests import DigestIntent, DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
+from chalicelib.domain.notifications import Notification
 from chalicelib.domain.staleness import HeldLock, StaleRecord
 from chalicelib.errors import IdempotencyConflictError, MalformedEventError, TransientAwsError
 
@@ -26,6 +27,7 @@ LOCK_SESSION_DAYS = 30
 RECENT_SESSIONS = 10
 DIGEST_SUSPECTS = "digest-suspects"
 DIGEST_INTENTS = "digest-intents"
+PENDING_NOTIFICATIONS = "pending-notifications"
 TRANSACTION_ITEMS = 100
 BATCH_WRITE_ITEMS = 25
 BATCH_WRITE_ATTEMPTS = 5
@@ -307,6 +309,45 @@ class GuardianTable:
             ),
             f"clear a digest intent in {self.name}",
         )
+
+    def put_pending_notification(self, notification: Notification) -> None:
+        """Keep a notification about something already done until every channel has it."""
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item={
+                    "pk": {"S": PENDING_NOTIFICATIONS},
+                    "sk": {"S": notification.id},
+                    "notification": {"S": json.dumps(notification.to_dict())},
+                    "expires_at": {"N": str(int(time.time()) + DELIVERY_RECORD_DAYS * 86400)},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"keep a pending notification in {self.name}") from exc
+
+    def pending_notifications(self) -> list[Notification]:
+        """Every notification kept by `put_pending_notification` and not yet cleared."""
+        pending: list[Notification] = []
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self.name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": PENDING_NOTIFICATIONS}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                pending.extend(Notification.from_dict(json.loads(item["notification"]["S"])) for item in page["Items"])
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read pending notifications in {self.name}") from exc
+        return pending
+
+    def clear_pending_notification(self, notification_id: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self.name, Key={"pk": {"S": PENDING_NOTIFICATIONS}, "sk": {"S": notification_id}}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"clear a pending notification in {self.name}") from exc
 
     def stale_record(self, held: HeldLock) -> StaleRecord | None:
         """What an earlier run of the reaper decided about this lock, if anything."""

@@ -52,6 +52,21 @@ class Notification:
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        """The notification `to_dict` gave, e.g. kept aside until it is delivered."""
+        return cls(
+            id=data["id"],
+            type=NotificationType(data["type"]),
+            severity=Severity(data["severity"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"].replace("Z", "+00:00")),
+            bucket=data["bucket"],
+            key=data["key"],
+            workspace=data["workspace"],
+            summary=data["summary"],
+            details=data["details"],
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

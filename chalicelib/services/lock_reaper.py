@@ -79,6 +79,8 @@ class LockReaper:
 
     def run(self, now: datetime, *, dry_run: bool | None = None) -> list[ReapOutcome]:
         dry = self.policy.dry_run if dry_run is None else dry_run
+        if not dry:
+            self._deliver_pending()
         outcomes: list[ReapOutcome] = []
         releases = 0
         for held in self._held_locks():
@@ -184,17 +186,25 @@ class LockReaper:
             return "changed"
         logger.warning("stale lock released", state_path=held.state_path, lock_id=held.lock.id, source=held.source)
         metrics.add_metric(name="LocksReaped", unit=MetricUnit.Count, value=1)
-        self._notifier.notify(
-            notifications.lock_reaped(
-                lock=held.lock,
-                source=held.source,
-                state_key=self._state_key(held),
-                occurred_at=now,
-                held_for_s=round(judgement.age.total_seconds()),
-                evidence=judgement.evidence,
-            )
+        reaped = notifications.lock_reaped(
+            lock=held.lock,
+            source=held.source,
+            state_key=self._state_key(held),
+            occurred_at=now,
+            held_for_s=round(judgement.age.total_seconds()),
+            evidence=judgement.evidence,
         )
+        # Kept until every channel has it: the next run will not find the lock again to tell of its release.
+        self._table.put_pending_notification(reaped)
+        self._notifier.notify(reaped)
+        self._table.clear_pending_notification(reaped.id)
         return "released"
+
+    def _deliver_pending(self) -> None:
+        """What an earlier run released but could not tell every channel; the ledger skips who has it."""
+        for notification in self._table.pending_notifications():
+            self._notifier.notify(notification)
+            self._table.clear_pending_notification(notification.id)
 
     def _state_key(self, held: HeldLock) -> StateKey:
         return StateKey.parse(held.state_key, self._workspace_key_prefixes)

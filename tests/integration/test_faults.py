@@ -420,11 +420,6 @@ def test_the_reaper_under_faults_releases_only_the_stale_lock_and_says_so_once(
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: lock.reaped is sent after the release; if a channel fails then, the next run no longer finds the "
-    "lock and that channel never gets it (its lock.released, from the stream, still tells of the release)",
-)
 def test_a_channel_down_at_the_release_still_gets_lock_reaped(guardian: Guardian) -> None:
     three_locks(guardian)
     guardian.stack.run_scheduled()  # warns

@@ -3,7 +3,7 @@ import json
 from datetime import UTC, datetime
 
 from chalicelib.channels.console import ConsoleChannel
-from chalicelib.domain.notifications import Severity, state_changed
+from chalicelib.domain.notifications import Notification, Severity, state_changed
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateIndex
@@ -121,3 +121,12 @@ def test_console_channel_writes_two_readable_lines() -> None:
     assert lines[0] == "11:05:21 INFO     state.changed  network [prod]: serial 41→42: +0 ~0 -0"
     assert "s3://tfstate/env:/prod/network/terraform.tfstate" in lines[1]
     assert "version v2" in lines[1] and "by AWS:AIDAEXAMPLE" in lines[1]
+
+
+def test_a_kept_notification_comes_back_the_same() -> None:
+    """Pending notifications are kept as their contract JSON and delivered again from it."""
+    before = index(41, resources={"aws_instance.a": 1})
+    after = index(42, resources={"aws_instance.a": 2})
+    notification = changed(after, before)
+    kept = json.loads(json.dumps(notification.to_dict()))
+    assert Notification.from_dict(kept).to_dict() == notification.to_dict()
