@@ -100,7 +100,8 @@ def with_serial(state: bytes, serial: int) -> bytes:
     except UnicodeDecodeError:
         raise NotAStateError("not UTF-8 text") from None
     start_byte, end_byte = len(head[:start].encode()), len(head[:end].encode())
-    return state[:start_byte] + str(serial).encode() + state[end_byte:]
+    view = memoryview(state)  # one copy of a state that may be tens of megabytes, not three
+    return b"".join((view[:start_byte], str(serial).encode(), view[end_byte:]))
 
 
 class _NeedMore(Exception):

@@ -19,7 +19,7 @@ import hashlib
 import json
 import json.scanner
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ class StateIndex:
 
     header: StateHeader
     size: int
-    md5: str
+    md5: str  # empty when a rollback comparison reads the state: it needs none
     resources: dict[str, int]
     outputs: dict[str, int]
     resource_digests: str = DECODED  # TERRAFORM_LAYOUT or DECODED
@@ -129,7 +129,7 @@ def _compare(old: dict[str, int], new: dict[str, int]) -> tuple[list[str], list[
 ChunkSource = Callable[[], Iterable[bytes]] | Sequence[bytes]
 
 
-def chunks_of(data: bytes, size: int = 1 << 20) -> ChunkSource:
+def chunks_of(data: bytes, size: int = 1 << 20) -> Callable[[], Iterator[bytes]]:
     """Bytes in memory as chunks: indexing reads at most one chunk ahead, whatever the size of the state."""
     view = memoryview(data)
     return lambda: (bytes(view[start : start + size]) for start in range(0, len(data), size))
@@ -154,8 +154,89 @@ def index_state(chunks: ChunkSource, *, decoded: bool = False, like: StateIndex 
         raise NotAStateError(TOO_DEEP) from None
 
 
-def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -> StateIndex:
-    reader = _StreamingObjectReader(chunks)
+@dataclass(frozen=True)
+class Comparison:
+    """What a rollback needs of the current version and its target: both headers and the diff between them."""
+
+    current: StateHeader | None  # None when there is no current version, or it is not a readable state
+    target: StateHeader
+    diff: StateDiff
+
+
+class _Sieve:
+    """Sets resources aside by the digest of their text instead of walking them.
+
+    Without `known`, every resource is kept for later; with the digests another version kept, a resource
+    written exactly as there is only noted as shared, and any other is walked at once.
+    """
+
+    def __init__(self, known: Container[int] | None = None) -> None:
+        self.known = known
+        self.kept: dict[int, str] = {}
+        self.shared: set[int] = set()
+
+    def take(self, block: str, into: dict[str, int]) -> None:
+        for text in _resource_texts(block):
+            digest = hash(text)
+            if self.known is None:
+                self.kept[digest] = text
+            elif digest in self.known:
+                self.shared.add(digest)
+            else:
+                _index_resource_text(text, into)
+
+
+def compare_for_rollback(target: bytes, current: ChunkSource | None) -> Comparison:
+    """The target's and the current version's headers, and the diff from the current version to the target.
+
+    Raises `NotAStateError` if the target is not a state. The target is read as a whole; of its resources, those
+    written byte for byte as in the current version (which Terraform reads today) are compared by their text's
+    digest alone, and every other one is parsed, which is what makes a rollback of a large state cheap.
+    """
+    try:
+        target_sieve = _Sieve()
+        target_index = _index(chunks_of(target)(), decoded=False, like=None, sieve=target_sieve)
+        current_index = None
+        if current is not None:
+            current_sieve = _Sieve(known=target_sieve.kept)
+            try:
+                current_index = _index(current() if callable(current) else current, decoded=False, like=None,
+                                       sieve=current_sieve)  # fmt: skip
+            except NotAStateError:
+                current_index = None  # restoring is how a team recovers from a bad write
+            if current_index is not None and current_index.resource_digests != TERRAFORM_LAYOUT:
+                raise _NotTheLayout
+            for digest, text in target_sieve.kept.items():
+                if current_index is None or digest not in current_sieve.shared:
+                    _index_resource_text(text, target_index.resources)
+        else:
+            for text in target_sieve.kept.values():
+                _index_resource_text(text, target_index.resources)
+        if target_index.resource_digests != TERRAFORM_LAYOUT:
+            raise _NotTheLayout
+    except _NotTheLayout:  # one of them is not in Terraform's layout: both are decoded whole
+        target_index = index_state(chunks_of(target), decoded=True)
+        current_index = _readable(current, decoded=True)
+    return Comparison(
+        current=current_index.header if current_index else None,
+        target=target_index.header,
+        diff=StateDiff.between(current_index, target_index),
+    )
+
+
+def _readable(chunks: ChunkSource | None, *, decoded: bool) -> StateIndex | None:
+    if chunks is None:
+        return None
+    try:
+        return index_state(chunks, decoded=decoded)
+    except NotAStateError:
+        return None
+
+
+def _index(
+    chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None, sieve: _Sieve | None = None
+) -> StateIndex:
+    reader = _StreamingObjectReader(chunks, md5=sieve is None)  # a rollback's comparison needs no digest
     scalars: dict[str, object] = {}
     resources: dict[str, int] = {}
     resource_texts: dict[int, str] = {}
@@ -167,8 +248,9 @@ def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -
         keys.add(key)
         if key == "resources" and not keys & _ENCRYPTED_MARKERS:
             if in_layout and reader.starts_with(_RESOURCES_START):
+                take = _block_taker(resources, resource_texts, lender, sieve)
                 for block in reader.resource_blocks():
-                    _index_resource_block(block, resources, resource_texts, lender)
+                    take(block)
             else:
                 in_layout = in_layout and reader.starts_with(" []")
                 for resource in reader.array_items():
@@ -190,7 +272,7 @@ def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -
     return StateIndex(
         header=header,
         size=reader.consumed_bytes,
-        md5=reader.md5.hexdigest(),
+        md5=reader.md5.hexdigest() if reader.md5 is not None else "",
         resources=resources,
         outputs=outputs,
         resource_digests=TERRAFORM_LAYOUT if in_layout else DECODED,
@@ -198,15 +280,29 @@ def _index(chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None) -
     )
 
 
-def _index_resource_block(block: str, into: dict[str, int], texts: dict[int, str], lender: StateIndex | None) -> None:
-    """Whole resources in Terraform's layout, as `resource_blocks` gives them; attributes digested as written."""
+def _block_taker(
+    into: dict[str, int], texts: dict[int, str], lender: StateIndex | None, sieve: _Sieve | None
+) -> Callable[[str], None]:
+    """What to do with each block of resources: set them aside through the sieve, or index them."""
+    if sieve is not None:
+        return lambda block: sieve.take(block, into)
+    return lambda block: _index_resource_block(block, into, texts, lender)
+
+
+def _resource_texts(block: str) -> list[str]:
+    """Each resource of a block `resource_blocks` gives, inside its braces."""
     resources = block.split(_BETWEEN_RESOURCES)
     if not (resources[0].startswith(_RESOURCE_START) and resources[-1].endswith(_RESOURCE_END)):
         raise _NotTheLayout
     resources[0] = resources[0][len(_RESOURCE_START) :]
     resources[-1] = resources[-1][: -len(_RESOURCE_END)]
+    return resources
+
+
+def _index_resource_block(block: str, into: dict[str, int], texts: dict[int, str], lender: StateIndex | None) -> None:
+    """Whole resources in Terraform's layout, as `resource_blocks` gives them; attributes digested as written."""
     lent_texts = lender.resource_texts if lender is not None else {}
-    for text in resources:
+    for text in _resource_texts(block):
         digest = hash(text)
         addresses = lent_texts.get(digest)
         if addresses is None:
@@ -334,14 +430,14 @@ _SCAN: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-t
 class _StreamingObjectReader:
     """Reads the members of one top-level JSON object from chunks of UTF-8, one value at a time."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], *, md5: bool = True) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._text = ""
         self._pos = 0
         self._eof = False
         self.consumed_bytes = 0
-        self.md5 = hashlib.md5(usedforsecurity=False)  # Terraform's digest of the exact bytes
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None  # Terraform's digest of the exact bytes
 
     def members(self) -> Iterator[str]:
         self._expect("{")
@@ -464,7 +560,8 @@ class _StreamingObjectReader:
                     parts.append(self._utf8.decode(b"", final=True))
                     break
                 self.consumed_bytes += len(chunk)
-                self.md5.update(chunk)
+                if self.md5 is not None:
+                    self.md5.update(chunk)
                 part = self._utf8.decode(chunk)
                 parts.append(part)
                 added += len(part)

@@ -19,7 +19,7 @@ from chalicelib.domain.digests import DigestIntent
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
 from chalicelib.domain.state import StateHeader
-from chalicelib.domain.state_index import StateDiff, StateIndex, chunks_of, index_state
+from chalicelib.domain.state_index import StateDiff, chunks_of, compare_for_rollback
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
     ChannelDeliveryError,
@@ -61,16 +61,17 @@ class RollbackService:
         key = allowed_key(request.key, self._allowed_prefixes)
         current = self._bucket.current_version(key)
         target_version_id, history = self._resolve(key, request, current)
+        replaced = None if current is None or current.delete_marker else current.version_id
+        target_bytes, replaced_bytes = self._read_both(key, target_version_id, replaced)
         try:
-            target_bytes = self._bucket.read_bytes(key, target_version_id)
-        except ObjectNotFoundError:
-            raise ObjectNotFoundError(f"{key} has no version {target_version_id} to restore") from None
-        try:
-            target_index = index_state(chunks_of(target_bytes))
+            comparison = compare_for_rollback(
+                target_bytes, chunks_of(replaced_bytes) if replaced_bytes is not None else None
+            )
         except NotAStateError as exc:
             raise NotAStateError(f"the target version is not a valid state: {exc}") from None
-        target_header = target_index.header
-        current_header = self._current_header(key, current)
+        target_header, current_header = comparison.target, comparison.current
+        if replaced and current_header is None:  # restoring is how a team recovers from a bad write
+            logger.warning("current version is not a readable state", key=key)
         if current_header is not None:
             base_serial = current_header.serial
         else:  # deleted or unreadable: go on from the newest readable version there was
@@ -88,29 +89,24 @@ class RollbackService:
             "dry_run": request.dry_run,
             "from_version_id": target_version_id,
             "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
+            "diff": _diff_dict(comparison.diff),  # the serial aside, the restored state is the target
         }
         if request.dry_run:
-            return {**result, "diff": _diff_dict(self._diff(key, current, target_index, target_bytes))}
+            return result
         path = f"{self._bucket.name}/{key}"
-        with self._locked(key, caller, now):
-            if self._bucket.current_version(key) != current:
-                raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
-            # The version being replaced stays readable by its id, so the diff is made while the write goes on.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-write") as writer:
-                written = writer.submit(self._write, key, restored, now)
-                try:
-                    diff: StateDiff | None = self._diff(key, current, target_index, target_bytes)
-                except GuardianError as exc:  # the write must still be waited for, and answered
-                    logger.warning("rollback diff failed", key=key, error=str(exc))
-                    diff = None
-                new_version_id, intent = written.result()
-            # Terraform's order: the state, then its digest.
-            self._lock_table.put_digest(path, intent.digest)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-digest") as hasher:
+            digest = hasher.submit(lambda: hashlib.md5(restored, usedforsecurity=False).hexdigest())
+            with self._locked(key, caller, now):
+                if self._bucket.current_version(key) != current:
+                    raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
+                intent = DigestIntent(path, digest.result(), now)
+                new_version_id = self._write(key, restored, intent)
+                # Terraform's order: the state, then its digest.
+                self._lock_table.put_digest(path, intent.digest)
         try:
             self._table.clear_digest_intent(intent)
         except GuardianError as exc:  # the rollback is whole; the next digest check forgets the intent
             logger.warning("digest intent not cleared", key=key, error=str(exc))
-        result["diff"] = _diff_dict(diff) if diff is not None else None
         logger.warning("state rolled back", key=key, from_version_id=target_version_id, new_version_id=new_version_id)
         try:
             self._notify_restored(
@@ -165,40 +161,22 @@ class RollbackService:
             raise ObjectNotFoundError(f"there is no state at {key}")
         return self._target(key, request, history).version_id, history
 
-    def _write(self, key: str, restored: bytes, now: datetime) -> tuple[str, DigestIntent]:
+    def _read_both(self, key: str, target_version_id: str, replaced: str | None) -> tuple[bytes, bytes | None]:
+        """The target's bytes and those of the version it replaces, read side by side."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-read") as reader:
+            replaced_read = reader.submit(self._bucket.read_bytes, key, replaced) if replaced else None
+            try:
+                target_bytes = self._bucket.read_bytes(key, target_version_id)
+            except ObjectNotFoundError:
+                raise ObjectNotFoundError(f"{key} has no version {target_version_id} to restore") from None
+            return target_bytes, replaced_read.result() if replaced_read else None
+
+    def _write(self, key: str, restored: bytes, intent: DigestIntent) -> str:
         """The state's new version id, written after its digest was recorded as intended: if the Lambda dies
         between the state and the digest, the next digest check writes the digest, rather than every Terraform
         client failing on the state."""
-        intent = DigestIntent(
-            f"{self._bucket.name}/{key}", hashlib.md5(restored, usedforsecurity=False).hexdigest(), now
-        )
         self._table.put_digest_intent(intent)
-        return self._bucket.put_state(key, restored), intent
-
-    def _current_header(self, key: str, current: CurrentVersion | None) -> StateHeader | None:
-        """The current version's header; None if it is deleted or not a readable state."""
-        if current is None or current.delete_marker:
-            return None
-        try:
-            return self._bucket.read_header(key, current.version_id)
-        except NotAStateError as exc:  # restoring is how a team recovers from a bad write
-            logger.warning("current version is not a readable state", key=key, reason=str(exc))
-            return None
-
-    def _diff(
-        self, key: str, current: CurrentVersion | None, target_index: StateIndex, target_bytes: bytes
-    ) -> StateDiff:
-        """From the current version to the target (the serial aside, the restored state is the target)."""
-        if current is None or current.delete_marker:
-            return StateDiff.between(None, target_index)
-        try:
-            # Resources written the same in both versions are taken from the target's index, not walked again.
-            current_index = self._bucket.read_index(key, current.version_id, like=target_index)
-        except NotAStateError:
-            return StateDiff.between(None, target_index)
-        if not target_index.comparable_with(current_index):
-            target_index = index_state(chunks_of(target_bytes), decoded=True)
-        return StateDiff.between(current_index, target_index)
+        return self._bucket.put_state(key, restored)
 
     def _newest_serial(self, key: str, history: list[ObjectVersion], otherwise: int) -> int:
         for entry in history:

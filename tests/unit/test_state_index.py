@@ -4,7 +4,7 @@ import pytest
 
 from bench.generate_state import generate_state, state_bytes
 from chalicelib.domain.state import parse_state_header
-from chalicelib.domain.state_index import StateDiff, index_state, resource_address
+from chalicelib.domain.state_index import StateDiff, compare_for_rollback, index_state, resource_address
 from chalicelib.errors import NotAStateError
 from tests.support.events import EVENTS
 from tests.support.events import state_bytes as captured
@@ -225,3 +225,41 @@ def test_a_truncated_terraform_layout_is_not_a_state(cut: float) -> None:
     data = terraform_layout(awkward_state())
     with pytest.raises(NotAStateError):
         index_state(chunked(data[: int(len(data) * cut)], 50))
+
+
+def compact(state: dict) -> bytes:
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("target_layout", [terraform_layout, compact], ids=["target-terraform", "target-compact"])
+@pytest.mark.parametrize("current_layout", [terraform_layout, compact], ids=["current-terraform", "current-compact"])
+def test_a_rollback_comparison_finds_what_a_whole_diff_finds(target_layout, current_layout) -> None:
+    target = generate_state(60, seed=7)
+    current = json.loads(json.dumps(target))
+    current["serial"] += 3
+    current["resources"][2]["instances"][0]["attributes"]["ami"] = "ami-newer"
+    current["resources"].pop(5)
+    current["outputs"]["endpoint"]["value"] = "elsewhere"
+    target_bytes, current_bytes = target_layout(target), current_layout(current)
+    whole = StateDiff.between(index_state([current_bytes], decoded=True), index_state([target_bytes], decoded=True))
+    comparison = compare_for_rollback(target_bytes, lambda: chunked(current_bytes, 1000))
+    assert comparison.diff == whole and len(whole.resources_changed) == 1 and whole.resources_added
+    assert comparison.current is not None
+    assert (comparison.current.serial, comparison.target.serial) == (current["serial"], target["serial"])
+
+
+def test_a_rollback_comparison_without_a_readable_current_version_adds_everything() -> None:
+    target = terraform_layout(awkward_state())
+    for current in (None, lambda: [b"not a state"]):
+        comparison = compare_for_rollback(target, current)
+        assert comparison.current is None
+        assert comparison.diff.resources_added == sorted(index_state([target]).resources)
+
+
+def test_a_rollback_target_is_parsed_wherever_it_differs_from_the_current_version() -> None:
+    state = awkward_state()
+    data = terraform_layout(state)
+    broken = data.replace(b'"mode": "managed",\n      "type": "aws_eip"', b'"mode": "managed",\n      "type": 7')
+    assert broken != data
+    with pytest.raises(NotAStateError):
+        compare_for_rollback(broken, lambda: [data])
