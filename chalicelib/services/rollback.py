@@ -18,7 +18,7 @@ from chalicelib.domain import notifications
 from chalicelib.domain.digests import DigestIntent
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
 from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
-from chalicelib.domain.state import StateHeader
+from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
 from chalicelib.domain.state_index import StateDiff, chunks_of, compare_for_rollback
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
@@ -35,6 +35,7 @@ from chalicelib.observability import logger
 from chalicelib.services.notifier import Notifier
 
 GUARDIAN_VERSION = "tfstate-guardian 0.1.0"
+HEAD_BYTES = 4096  # enough for the header Terraform writes first
 
 
 class RollbackService:
@@ -63,46 +64,50 @@ class RollbackService:
         target_version_id, history = self._resolve(key, request, current)
         replaced = None if current is None or current.delete_marker else current.version_id
         target_bytes, replaced_bytes = self._read_both(key, target_version_id, replaced)
-        try:
-            comparison = compare_for_rollback(
-                target_bytes, chunks_of(replaced_bytes) if replaced_bytes is not None else None
-            )
-        except NotAStateError as exc:
-            raise NotAStateError(f"the target version is not a valid state: {exc}") from None
-        target_header, current_header = comparison.target, comparison.current
-        if replaced and current_header is None:  # restoring is how a team recovers from a bad write
-            logger.warning("current version is not a readable state", key=key)
-        if current_header is not None:
-            base_serial = current_header.serial
-        else:  # deleted or unreadable: go on from the newest readable version there was
-            base_serial = self._newest_serial(key, history or self._bucket.history(key), target_header.serial)
-        if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
-            raise LineageChangeError(
-                f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
-                "send allow_lineage_change: true if that is what you want"
-            )
-        # An encrypted OpenTofu state cannot be rewritten: it is restored byte for byte.
-        serial_after = target_header.serial if target_header.encrypted else base_serial + 1
-        restored = target_bytes if target_header.encrypted else with_serial(target_bytes, serial_after)
-        result: dict[str, Any] = {
-            "key": key,
-            "dry_run": request.dry_run,
-            "from_version_id": target_version_id,
-            "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
-            "diff": _diff_dict(comparison.diff),  # the serial aside, the restored state is the target
-        }
-        if request.dry_run:
-            return result
-        path = f"{self._bucket.name}/{key}"
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-digest") as hasher:
-            digest = hasher.submit(lambda: hashlib.md5(restored, usedforsecurity=False).hexdigest())
-            with self._locked(key, caller, now):
-                if self._bucket.current_version(key) != current:
-                    raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
-                intent = DigestIntent(path, digest.result(), now)
-                new_version_id = self._write(key, restored, intent)
-                # Terraform's order: the state, then its digest.
-                self._lock_table.put_digest(path, intent.digest)
+            # The restored bytes and their MD5 are begun from the two heads while the whole states are compared.
+            guess = None if request.dry_run else _likely_serial_after(target_bytes, replaced_bytes)
+            early = hasher.submit(_restored, target_bytes, guess) if guess is not None else None
+            try:
+                comparison = compare_for_rollback(
+                    target_bytes, chunks_of(replaced_bytes) if replaced_bytes is not None else None
+                )
+            except NotAStateError as exc:
+                raise NotAStateError(f"the target version is not a valid state: {exc}") from None
+            target_header, current_header = comparison.target, comparison.current
+            if replaced and current_header is None:  # restoring is how a team recovers from a bad write
+                logger.warning("current version is not a readable state", key=key)
+            if current_header is not None:
+                base_serial = current_header.serial
+            else:  # deleted or unreadable: go on from the newest readable version there was
+                base_serial = self._newest_serial(key, history or self._bucket.history(key), target_header.serial)
+            if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
+                raise LineageChangeError(
+                    f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
+                    "send allow_lineage_change: true if that is what you want"
+                )
+            # An encrypted OpenTofu state cannot be rewritten: it is restored byte for byte.
+            serial_after = target_header.serial if target_header.encrypted else base_serial + 1
+            result: dict[str, Any] = {
+                "key": key,
+                "dry_run": request.dry_run,
+                "from_version_id": target_version_id,
+                "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
+                "diff": _diff_dict(comparison.diff),  # the serial aside, the restored state is the target
+            }
+            if request.dry_run:
+                return result
+            serial_written = None if target_header.encrypted else serial_after
+            if early is None or guess != serial_written:
+                early = hasher.submit(_restored, target_bytes, serial_written)
+            restored, digest = early.result()
+        intent = DigestIntent(f"{self._bucket.name}/{key}", digest, now)
+        with self._locked(key, caller, now):
+            if self._bucket.current_version(key) != current:
+                raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
+            new_version_id = self._write(key, restored, intent)
+            # Terraform's order: the state, then its digest.
+            self._lock_table.put_digest(intent.state_path, intent.digest)
         try:
             self._table.clear_digest_intent(intent)
         except GuardianError as exc:  # the rollback is whole; the next digest check forgets the intent
@@ -219,6 +224,24 @@ class RollbackService:
                     self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
             finally:
                 self._lock_table.delete_lock_if_unchanged(path, info)
+
+
+def _likely_serial_after(target: bytes, replaced: bytes | None) -> int | None:
+    """The serial the restored state will get, read from the heads alone; None if they do not tell."""
+    if replaced is None:
+        return None
+    try:
+        target_header = parse_state_header(target[:HEAD_BYTES], complete=len(target) <= HEAD_BYTES)
+        replaced_header = parse_state_header(replaced[:HEAD_BYTES], complete=len(replaced) <= HEAD_BYTES)
+    except (NotAStateError, HeaderIncomplete):
+        return None
+    return None if target_header.encrypted else replaced_header.serial + 1
+
+
+def _restored(target: bytes, serial: int | None) -> tuple[bytes, str]:
+    """The bytes to write, the target's with `serial` (None: byte for byte), and their MD5."""
+    restored = target if serial is None else with_serial(target, serial)
+    return restored, hashlib.md5(restored, usedforsecurity=False).hexdigest()
 
 
 def _holder(raw: str) -> dict[str, str] | None:
