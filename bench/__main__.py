@@ -442,12 +442,12 @@ NOTES = """## Notes
   delivery-claim transactions that make replays harmless.
 - The diff benchmark drops its own generated states before it measures: a Lambda would not hold them, and the
   garbage collector would walk them on every full collection.
-- A rollback reads the target and walks all of it (the validation: about half its time at 50 MB), reads the
-  current head, takes both of Terraform's locks, records the digest it is about to write, writes the state
-  while it reads the replaced version for the diff, writes the digest, releases the locks and notifies: about
-  fifteen calls around two 50 MB reads and a 50 MB write, on a 2-core machine that also runs the emulator. To
-  reach 2x, the target would be validated by comparing its resources' text with the current version's (read
-  at the same time) and walking only those that differ, with the MD5 computed meanwhile.
+- A rollback reads the target and the version it replaces side by side, sets the target's resources aside by
+  the digest of their text, notes which the replaced version wrote byte for byte alike and parses every other
+  one on either side (validation and diff at once), while a second thread builds the restored bytes and their
+  MD5 from the two heads; then it takes both of Terraform's locks, records the digest it is about to write,
+  writes the state and the digest, releases the locks and notifies: about fifteen calls around two 50 MB reads
+  and a 50 MB write.
 - The emulator answers a ranged read of a large object much more slowly than S3 does once it holds gigabytes;
   the listing figure counts bytes read, which does not depend on that.
 - The package figures come from `python -m deploy.package` (Chalice's package plus bytecode for the modules a
