@@ -82,7 +82,7 @@ class S3StateBucket:
         try:
             return parse_state_header(head, complete=False)
         except HeaderIncomplete:
-            return parse_state_header(b"".join(self.chunks(key, version_id)), complete=True)
+            return parse_state_header(b"".join(self._chunks(key, version_id)), complete=True)
 
     def read_index(self, key: str, version_id: str | None, *, like: StateIndex | None = None) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
@@ -91,7 +91,7 @@ class S3StateBucket:
         each resource written exactly as in `like` takes its entries from there instead of being read again.
         """
         decoded = like is not None and like.resource_digests == DECODED
-        return index_state(lambda: self.chunks(key, version_id), decoded=decoded, like=like)
+        return index_state(lambda: self._chunks(key, version_id), decoded=decoded, like=like)
 
     def read_indexes(self, key: str, first: str, second: str) -> tuple[StateIndex, StateIndex]:
         """Index two versions of a state so that they compare; the second reuses what the first has in common."""
@@ -104,11 +104,11 @@ class S3StateBucket:
     def md5_of(self, key: str, version_id: str | None) -> str:
         """The hex MD5 of one object version's bytes, as Terraform's digest item holds it."""
         digest = hashlib.md5(usedforsecurity=False)
-        for chunk in self.chunks(key, version_id):
+        for chunk in self._chunks(key, version_id):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def chunks(self, key: str, version_id: str | None) -> Iterator[bytes]:
+    def _chunks(self, key: str, version_id: str | None) -> Iterator[bytes]:
         """One object version's bytes, streamed in chunks; refuses one larger than the maximum state size."""
         action = f"read s3://{self.name}/{key}"
         try:
@@ -153,7 +153,7 @@ class S3StateBucket:
 
     def read_bytes(self, key: str, version_id: str | None) -> bytes:
         """The whole of one object version, refusing one larger than the maximum state size."""
-        return b"".join(self.chunks(key, version_id))
+        return b"".join(self._chunks(key, version_id))
 
     def current_version(self, key: str) -> CurrentVersion | None:
         """The current version of `key` in one HeadObject call; None when the key has never been written."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib.domain.state import HeaderIncomplete, parse_state_header
 from chalicelib.errors import InvalidRequestError, NotAllowedError, NotAStateError
 
 MAX_REASON = 500
@@ -102,6 +104,24 @@ def with_serial(state: bytes, serial: int) -> bytes:
     start_byte, end_byte = len(head[:start].encode()), len(head[:end].encode())
     view = memoryview(state)  # one copy of a state that may be tens of megabytes, not three
     return b"".join((view[:start_byte], str(serial).encode(), view[end_byte:]))
+
+
+def likely_serial_after(target: bytes, replaced: bytes | None) -> int | None:
+    """The serial the restored state will get, read from the heads alone; None if they do not tell."""
+    if replaced is None:
+        return None
+    try:
+        target_header = parse_state_header(target[:_HEAD_BYTES], complete=len(target) <= _HEAD_BYTES)
+        replaced_header = parse_state_header(replaced[:_HEAD_BYTES], complete=len(replaced) <= _HEAD_BYTES)
+    except (NotAStateError, HeaderIncomplete):
+        return None
+    return None if target_header.encrypted else replaced_header.serial + 1
+
+
+def restored_with_digest(target: bytes, serial: int | None) -> tuple[bytes, str]:
+    """The bytes to write, the target's with `serial` (None: byte for byte), and their MD5."""
+    restored = target if serial is None else with_serial(target, serial)
+    return restored, hashlib.md5(restored, usedforsecurity=False).hexdigest()
 
 
 class _NeedMore(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from chalicelib.adapters.s3_state_bucket import CurrentVersion, ObjectVersion, S
 from chalicelib.domain import notifications
 from chalicelib.domain.digests import DigestIntent
 from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
-from chalicelib.domain.rollback import RollbackRequest, allowed_key, with_serial
-from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
+from chalicelib.domain.rollback import RollbackRequest, allowed_key, likely_serial_after, restored_with_digest
+from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, chunks_of, compare_for_rollback
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
@@ -35,7 +34,6 @@ from chalicelib.observability import logger
 from chalicelib.services.notifier import Notifier
 
 GUARDIAN_VERSION = "tfstate-guardian 0.1.0"
-HEAD_BYTES = 4096  # enough for the header Terraform writes first
 
 
 class RollbackService:
@@ -66,8 +64,8 @@ class RollbackService:
         target_bytes, replaced_bytes = self._read_both(key, target_version_id, replaced)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-digest") as hasher:
             # The restored bytes and their MD5 are begun from the two heads while the whole states are compared.
-            guess = None if request.dry_run else _likely_serial_after(target_bytes, replaced_bytes)
-            early = hasher.submit(_restored, target_bytes, guess) if guess is not None else None
+            guess = None if request.dry_run else likely_serial_after(target_bytes, replaced_bytes)
+            early = hasher.submit(restored_with_digest, target_bytes, guess) if guess is not None else None
             try:
                 comparison = compare_for_rollback(
                     target_bytes, chunks_of(replaced_bytes) if replaced_bytes is not None else None
@@ -99,7 +97,7 @@ class RollbackService:
                 return result
             serial_written = None if target_header.encrypted else serial_after
             if early is None or guess != serial_written:
-                early = hasher.submit(_restored, target_bytes, serial_written)
+                early = hasher.submit(restored_with_digest, target_bytes, serial_written)
             restored, digest = early.result()
         intent = DigestIntent(f"{self._bucket.name}/{key}", digest, now)
         with self._locked(key, caller, now):
@@ -224,24 +222,6 @@ class RollbackService:
                     self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
             finally:
                 self._lock_table.delete_lock_if_unchanged(path, info)
-
-
-def _likely_serial_after(target: bytes, replaced: bytes | None) -> int | None:
-    """The serial the restored state will get, read from the heads alone; None if they do not tell."""
-    if replaced is None:
-        return None
-    try:
-        target_header = parse_state_header(target[:HEAD_BYTES], complete=len(target) <= HEAD_BYTES)
-        replaced_header = parse_state_header(replaced[:HEAD_BYTES], complete=len(replaced) <= HEAD_BYTES)
-    except (NotAStateError, HeaderIncomplete):
-        return None
-    return None if target_header.encrypted else replaced_header.serial + 1
-
-
-def _restored(target: bytes, serial: int | None) -> tuple[bytes, str]:
-    """The bytes to write, the target's with `serial` (None: byte for byte), and their MD5."""
-    restored = target if serial is None else with_serial(target, serial)
-    return restored, hashlib.md5(restored, usedforsecurity=False).hexdigest()
 
 
 def _holder(raw: str) -> dict[str, str] | None:
