@@ -1,7 +1,9 @@
 """`tfguardian`: states, versions, diff, rollback, locks, unlock and repair-digest, over the guardian's API.
 
 It signs requests with SigV4 from your usual AWS credentials (API Gateway with IAM authorization), or talks to
-the local stack unsigned. Tables for people, `--json` for scripts; a refusal exits non-zero.
+the local stack unsigned. Tables for people, `--json` for scripts; a refusal exits non-zero. The global options
+(`--endpoint`, `--region`, `--json`, `--act-as`) go before or after the command. Text from the API (keys, `Who`,
+addresses, messages) is printed with control characters shown as escapes, so it cannot steer the terminal.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -18,6 +21,30 @@ from urllib.parse import urlencode, urlsplit
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 LOCAL = ("127.0.0.1", "localhost")
+ACT_AS_HEADER = "X-Guardian-Act-As"  # honoured by the local stack only; a deployed API ignores it
+# The twin of chalicelib.domain.text.terminal_safe (the command is installed without chalicelib; a test keeps the
+# two equal): C0 with ESC, DEL, C1, line and paragraph separators and bidi controls are shown as escapes.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character that could move the cursor, change colours or reorder the line escaped."""
+    return _TERMINAL_UNSAFE.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: following it would carry the signature and any `--act-as` header elsewhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects())
 
 
 class ApiError(Exception):
@@ -28,9 +55,10 @@ class ApiError(Exception):
 
 
 class Api:
-    def __init__(self, endpoint: str, region: str | None) -> None:
+    def __init__(self, endpoint: str, region: str | None, act_as: str | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
+        self.act_as = act_as
 
     def call(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
              headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -39,9 +67,11 @@ class Api:
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if urlsplit(url).hostname not in LOCAL:
             all_headers = self._signed(method, url, data, all_headers)
+        elif self.act_as:
+            all_headers[ACT_AS_HEADER] = self.act_as
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=120) as response:
                 return dict(json.load(response))
         except urllib.error.HTTPError as exc:
             try:
@@ -68,7 +98,9 @@ class Api:
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[str(row.get(column, "") if row.get(column) is not None else "-") for column in columns] for row in rows]
+    cells = [
+        [terminal_safe(str(row[column])) if row.get(column) is not None else "-" for column in columns] for row in rows
+    ]
     widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
     lines = ["  ".join(column.upper().ljust(widths[i]) for i, column in enumerate(columns))]
     lines += ["  ".join(value.ljust(widths[i]) for i, value in enumerate(line)) for line in cells]
@@ -79,26 +111,44 @@ def show_diff(diff: dict[str, Any]) -> str:
     lines = []
     for kind in ("resources", "outputs"):
         for sign, name in (("+", "added"), ("~", "changed"), ("-", "removed")):
-            lines += [f"  {sign} {address}" for address in diff.get(kind, {}).get(name, [])]
+            lines += [f"  {sign} {terminal_safe(str(address))}" for address in diff.get(kind, {}).get(name, [])]
     return "\n".join(lines) or "  (no resource or output changes)"
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every command takes, before or after it; after it, only what is given overrides."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--endpoint", default=default(os.environ.get("TFGUARDIAN_ENDPOINT", "http://127.0.0.1:8055")),
+                        help="the API's base URL (default $TFGUARDIAN_ENDPOINT or the local stack)")  # fmt: skip
+    parser.add_argument("--region", default=default(os.environ.get("AWS_REGION")), help="region to sign for")
+    parser.add_argument("--json", action="store_true", default=default(False), help="print the API's JSON answer")
+    parser.add_argument("--act-as", metavar="ARN", default=default(os.environ.get("TFGUARDIAN_ACT_AS") or None),
+                        help=f"local stack only: act as this IAM principal (sends {ACT_AS_HEADER}, which the local "
+                        "stack honours and a deployed API ignores; default $TFGUARDIAN_ACT_AS)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tfguardian", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--endpoint", default=os.environ.get("TFGUARDIAN_ENDPOINT", "http://127.0.0.1:8055"),
-                        help="the API's base URL (default $TFGUARDIAN_ENDPOINT or the local stack)")  # fmt: skip
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION"), help="region to sign for")
-    parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    _global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    states = commands.add_parser("states", help="list state objects")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    states = command("states", "list state objects")
     states.add_argument("--prefix", default="")
-    versions = commands.add_parser("versions", help="a state's versions, newest first")
+    versions = command("versions", "a state's versions, newest first")
     versions.add_argument("key")
-    diff = commands.add_parser("diff", help="resource and output changes between two versions")
+    diff = command("diff", "resource and output changes between two versions")
     diff.add_argument("key")
     diff.add_argument("from_version")
     diff.add_argument("to_version")
-    rollback = commands.add_parser("rollback", help="restore an earlier version (shows the diff, asks first)")
+    rollback = command("rollback", "restore an earlier version (shows the diff, asks first)")
     rollback.add_argument("key")
     target = rollback.add_mutually_exclusive_group(required=True)
     target.add_argument("--version-id")
@@ -107,21 +157,29 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--reason", default="")
     rollback.add_argument("--allow-lineage-change", action="store_true")
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    commands.add_parser("locks", help="held locks with the reaper's verdict")
-    unlock = commands.add_parser("unlock", help="verified force-unlock: the lock ID must match")
+    command("locks", "held locks with the reaper's verdict")
+    unlock = command("unlock", "verified force-unlock: the lock ID must match")
     unlock.add_argument("key")
     unlock.add_argument("lock_id")
-    repair = commands.add_parser("repair-digest", help="set the digest to the MD5 of the current bytes")
+    repair = command("repair-digest", "set the digest to the MD5 of the current bytes")
     repair.add_argument("key")
     args = parser.parse_args(argv)
-    api = Api(args.endpoint, args.region)
+    if args.act_as:
+        if urlsplit(args.endpoint).hostname not in LOCAL:
+            parser.error(
+                "--act-as (or TFGUARDIAN_ACT_AS) works only with the local stack (an endpoint on 127.0.0.1 or "
+                "localhost): a deployed API knows who you are from your AWS credentials"
+            )
+        if not args.act_as.startswith("arn:") or not args.act_as.isprintable():
+            parser.error("--act-as takes an IAM principal ARN, e.g. arn:aws:iam::123456789012:role/deployer")
+    api = Api(args.endpoint, args.region, args.act_as)
     try:
         return run(api, args)
     except ApiError as exc:
-        print(json.dumps(exc.body) if args.json else f"refused: {exc}", file=sys.stderr)
+        print(json.dumps(exc.body) if args.json else f"refused: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_REFUSED
     except OSError as exc:
-        print(f"tfguardian: cannot reach {args.endpoint}: {exc}", file=sys.stderr)
+        print(f"tfguardian: cannot reach {terminal_safe(args.endpoint)}: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_REFUSED
 
 
@@ -146,10 +204,10 @@ def run(api: Api, args: argparse.Namespace) -> int:
         return out(answer, table(rows, ["key", "source", "id", "who", "operation", "age_s", "verdict"]))
     if args.command == "unlock":
         answer = api.call("DELETE", "/locks", {"key": args.key, "lock_id": args.lock_id})
-        return out(answer, f"released: {', '.join(answer['released'])}")
+        return out(answer, f"released: {terminal_safe(', '.join(map(str, answer['released'])))}")
     if args.command == "repair-digest":
         answer = api.call("POST", "/states/digest", {"key": args.key})
-        return out(answer, f"digest of {answer['key']} set to {answer['digest']}")
+        return out(answer, terminal_safe(f"digest of {answer['key']} set to {answer['digest']}"))
     body = {"key": args.key, "reason": args.reason, "allow_lineage_change": args.allow_lineage_change}
     body.update({"version_id": args.version_id} if args.version_id else {})
     body.update({"serial": args.serial} if args.serial is not None else {})
@@ -157,14 +215,14 @@ def run(api: Api, args: argparse.Namespace) -> int:
     plan = api.call("POST", "/rollback", body={**body, "dry_run": True})
     if not args.json:
         before, after = plan["serial"]["before"], plan["serial"]["after"]
-        print(
-            f"{args.key}: serial {before} → {after} from version {plan['from_version_id']}\n{show_diff(plan['diff'])}"
-        )
+        heading = terminal_safe(f"{args.key}: serial {before} → {after} from version {plan['from_version_id']}")
+        print(f"{heading}\n{show_diff(plan['diff'])}")
     if not args.yes and input("Roll back? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing changed", file=sys.stderr)
         return EXIT_REFUSED
     answer = api.call("POST", "/rollback", body=body, headers={"Idempotency-Key": os.urandom(16).hex()})
-    return out(answer, f"rolled back: new version {answer['new_version_id']}, serial {answer['serial']['after']}")
+    done = f"rolled back: new version {answer['new_version_id']}, serial {answer['serial']['after']}"
+    return out(answer, terminal_safe(done))
 
 
 if __name__ == "__main__":

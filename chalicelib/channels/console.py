@@ -6,12 +6,13 @@ import threading
 from typing import TextIO
 
 from chalicelib.domain.notifications import Notification
+from chalicelib.domain.text import terminal_safe
 
 _SEVERITY_LABEL = {"info": "INFO    ", "warning": "WARNING ", "critical": "CRITICAL"}
 
 
 class ConsoleChannel:
-    """Writes each notification to a text stream."""
+    """Writes each notification to a text stream; text from outside cannot steer the terminal."""
 
     name = "console"
 
@@ -22,8 +23,9 @@ class ConsoleChannel:
     def send(self, notification: Notification) -> None:
         data = notification.to_dict()
         clock = data["occurred_at"][11:19]
-        first = f"{clock} {_SEVERITY_LABEL[data['severity']]} {data['type']:<14} {data['summary']}"
-        second = f"{'':18}s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}"
+        first = f"{clock} {_SEVERITY_LABEL[data['severity']]} {data['type']:<14} {terminal_safe(data['summary'])}"
+        location = terminal_safe(f"s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}")
+        second = f"{'':18}{location}"
         with self._lock:
             self._stream.write(f"{first}\n{second}\n")
             self._stream.flush()

@@ -1,13 +1,34 @@
-"""A webhook receiver on 127.0.0.1 that records what it is sent, and can be told to fail."""
+"""A webhook receiver on 127.0.0.1 that records what it is sent, and can be told to fail or to redirect.
+
+As `kind="slack"` it checks each POST as a Slack incoming webhook does, against Block Kit's documented limits, and
+answers 400 `invalid_blocks` to one that breaks them; as `kind="webhook"` it refuses (413) a body over the
+guardian's documented webhook cap. A refused request is kept in `refused`, with why, not in `requests`.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Slack's limits (docs.slack.dev, Block Kit reference and chat.postMessage): 50 blocks per message, 3,000 characters
+# in a section's text and in any text object, 10 elements in a context block, 10 fields of 2,000 characters in a
+# section; the top-level `text` is truncated over 40,000 characters and best kept under 4,000.
+SLACK_MAX_BLOCKS = 50
+SLACK_TEXT_OBJECT_CHARS = 3000
+SLACK_CONTEXT_ELEMENTS = 10
+SLACK_SECTION_FIELDS = 10
+SLACK_FIELD_CHARS = 2000
+SLACK_FALLBACK_TEXT_CHARS = 4000
+WEBHOOK_MAX_BYTES = 262_144  # the cap the README and chalicelib/channels/webhook.py state
+# What Slack would turn into a mention, a channel or user link or a hyperlink: `<!…>`, `<@…>`, `<#…>`, `<http…>`.
+_SLACK_CONTROL = re.compile(r"<[!@#][^>]*>|<(?:https?|mailto|tel|slack):[^>]*>")
 
 
 @dataclass
@@ -21,15 +42,20 @@ class Received:
 class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # why each refused request was refused
     fail_next: int = 0
     fail_status: int = 503  # the answer while failing
     delay_s: float = 0.0  # how long each POST waits before it is answered
     answer: bytes = b"{}"  # the body of the answer to a GET
+    answer_status: int = 200  # the status of the answer to a GET
+    redirect_to: str | None = None  # answer every request with a redirect there
+    redirect_status: int = 302
+    redirected: list[str] = field(default_factory=list)  # the paths of the requests answered with a redirect
 
 
 @contextmanager
-def receiver(port: int = 0) -> Iterator[Receiver]:
-    """A receiver on `port` of 127.0.0.1 (0: a free one)."""
+def receiver(port: int = 0, kind: str | None = None) -> Iterator[Receiver]:
+    """A receiver on `port` of 127.0.0.1 (0: a free one); `kind` "slack" or "webhook" checks what it is sent."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -37,20 +63,44 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if state.delay_s:
                 time.sleep(state.delay_s)
+            if self._redirected():
+                return
             if state.fail_next:
                 state.fail_next -= 1
                 self.send_response(state.fail_status)
-            else:
-                state.requests.append(Received(self.path, dict(self.headers.items()), body))
-                self.send_response(200)
+                self.end_headers()
+                return
+            problems = _problems(kind, body)
+            if problems:
+                state.refused.append("; ".join(problems))
+                status, answer = (400, b"invalid_blocks") if kind == "slack" else (413, b"payload too large")
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                return
+            state.requests.append(Received(self.path, dict(self.headers.items()), body))
+            self.send_response(200)
             self.end_headers()
 
         def do_GET(self) -> None:
+            if self._redirected():
+                return
             state.requests.append(Received(self.path, dict(self.headers.items()), b""))
-            self.send_response(200)
+            self.send_response(state.answer_status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(state.answer)
+
+        def _redirected(self) -> bool:
+            if state.redirect_to is None:
+                return False
+            state.redirected.append(self.path)
+            self.send_response(state.redirect_status)
+            self.send_header("Location", state.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -64,3 +114,68 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _problems(kind: str | None, body: bytes) -> list[str]:
+    if kind == "webhook":
+        return [f"body of {len(body)} bytes is over {WEBHOOK_MAX_BYTES}"] if len(body) > WEBHOOK_MAX_BYTES else []
+    if kind == "slack":
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return ["not JSON"]
+        return slack_problems(message) if isinstance(message, dict) else ["not a JSON object"]
+    return []
+
+
+def slack_problems(message: dict[str, Any]) -> list[str]:
+    """How `message` breaks Slack's documented limits for an incoming webhook's message; [] if it does not."""
+    problems = []
+    text = message.get("text")
+    blocks = message.get("blocks", [])
+    if not isinstance(text, str) or not text:
+        problems.append("no text fallback")
+    elif len(text) > SLACK_FALLBACK_TEXT_CHARS:
+        problems.append(f"text of {len(text)} characters")
+    if not isinstance(blocks, list) or len(blocks) > SLACK_MAX_BLOCKS:
+        return [*problems, "blocks is not a list of at most 50"]
+    for number, block in enumerate(blocks):
+        kind = block.get("type")
+        texts = []
+        if kind == "section":
+            texts = [block.get("text")] if "text" in block else []
+            fields = block.get("fields", [])
+            if len(fields) > SLACK_SECTION_FIELDS:
+                problems.append(f"block {number}: {len(fields)} fields")
+            problems += [
+                f"block {number}: a field of {len(f.get('text', ''))} characters"
+                for f in fields
+                if len(f.get("text", "")) > SLACK_FIELD_CHARS
+            ]
+        elif kind == "context":
+            texts = [element for element in block.get("elements", []) if element.get("type") != "image"]
+            if not 1 <= len(block.get("elements", [])) <= SLACK_CONTEXT_ELEMENTS:
+                problems.append(f"block {number}: {len(block.get('elements', []))} context elements")
+        elif kind != "divider":
+            problems.append(f"block {number}: unexpected type {kind!r}")
+        for item in texts:
+            if not isinstance(item, dict) or item.get("type") not in ("mrkdwn", "plain_text"):
+                problems.append(f"block {number}: a text that is not a text object")
+            elif not 1 <= len(item.get("text", "")) <= SLACK_TEXT_OBJECT_CHARS:
+                problems.append(f"block {number}: a text of {len(item.get('text', ''))} characters")
+    return problems
+
+
+def slack_texts(message: dict[str, Any]) -> list[str]:
+    """Every text of a message that Slack renders as mrkdwn: the fallback and each block's text objects."""
+    texts = [message.get("text", "")]
+    for block in message.get("blocks", []):
+        objects = [block.get("text")] if "text" in block else []
+        objects += block.get("fields", []) + block.get("elements", [])
+        texts += [item["text"] for item in objects if isinstance(item, dict) and isinstance(item.get("text"), str)]
+    return texts
+
+
+def slack_controls(message: dict[str, Any]) -> list[str]:
+    """Every mention or link Slack would make of the message's texts: each would ping or link someone."""
+    return [control for text in slack_texts(message) for control in _SLACK_CONTROL.findall(text)]
