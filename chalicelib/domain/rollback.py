@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.state import HeaderIncomplete, parse_state_header
-from chalicelib.errors import InvalidRequestError, NotAllowedError, NotAStateError
+from chalicelib.domain.state import SNIFF_CHARS, HeaderIncomplete, parse_state_header, unreadable_reason
+from chalicelib.domain.state_index import value_end
+from chalicelib.errors import InvalidRequestError, NotAStateError
 
 MAX_REASON = 500
 
@@ -77,33 +78,31 @@ def valid_key(key: str) -> bool:
     return 0 < len(key) <= 1024 and key.isprintable()
 
 
-def allowed_key(key: str, allowed_prefixes: tuple[str, ...]) -> str:
-    """`key` if it is a valid state key under the allowed prefixes (all, when there are none)."""
-    if not valid_key(key):
-        raise InvalidRequestError("key must be the state's object key, with no control characters")
-    if allowed_prefixes and not key.startswith(allowed_prefixes):
-        raise NotAllowedError(f"{key} is outside the allowed key prefixes")
-    return key
-
-
 _HEAD_BYTES = 64 * 1024
 
 
 def with_serial(state: bytes, serial: int) -> bytes:
-    """The same bytes with the top-level `serial` replaced: every other byte, and so every value, stays as it was."""
+    """The same bytes with the top-level `serial` replaced: every other byte, and so every value, stays as it was.
+
+    A state without one (Terraform reads that as serial 0) gets one as its first member.
+    """
     # Terraform writes the serial third, so the head of the state is nearly always enough to find it.
     try:
         head = codecs.getincrementaldecoder("utf-8")().decode(state[:_HEAD_BYTES], final=len(state) <= _HEAD_BYTES)
         try:
-            start, end = _serial_span(head, complete=len(state) <= _HEAD_BYTES)
+            start, end, found = _serial_span(head, complete=len(state) <= _HEAD_BYTES)
         except _NeedMore:
             head = state.decode("utf-8")
-            start, end = _serial_span(head, complete=True)
+            start, end, found = _serial_span(head, complete=True)
     except UnicodeDecodeError:
         raise NotAStateError("not UTF-8 text") from None
+    value = str(serial)
+    if not found:  # written before the first member, indented as it is
+        indentation = head[head.rindex("{", 0, start) + 1 : start]
+        value = f'"serial": {serial}' + ("," if head[start] != "}" else "") + indentation
     start_byte, end_byte = len(head[:start].encode()), len(head[:end].encode())
     view = memoryview(state)  # one copy of a state that may be tens of megabytes, not three
-    return b"".join((view[:start_byte], str(serial).encode(), view[end_byte:]))
+    return b"".join((view[:start_byte], value.encode(), view[end_byte:]))
 
 
 def likely_serial_after(target: bytes, replaced: bytes | None) -> int | None:
@@ -128,37 +127,51 @@ class _NeedMore(Exception):
     """The text given ends before the serial could be found."""
 
 
-def _serial_span(text: str, *, complete: bool) -> tuple[int, int]:
-    """Where the value of the top-level `serial` starts and ends in `text`."""
-    decoder = json.JSONDecoder()
+def _serial_span(text: str, *, complete: bool) -> tuple[int, int, bool]:
+    """Where the value of the top-level `serial` starts and ends in `text`, and True; for a state without one,
+    where its first member starts (twice), and False."""
     pos = _skip(text, 0)
     if not text.startswith("{", pos):
-        raise NotAStateError("not a JSON object")
-    pos = _skip(text, pos + 1)
+        raise NotAStateError(unreadable_reason(text[:SNIFF_CHARS], whole=complete))
+    first = pos = _skip(text, pos + 1)
     while pos < len(text) and text[pos] != "}":
-        try:
-            key, pos = decoder.raw_decode(text, pos)
-            pos = _skip(text, pos)
-            if text[pos] != ":":
-                raise NotAStateError("malformed JSON")
-            start = _skip(text, pos + 1)
-            value, end = decoder.raw_decode(text, start)
-        except (json.JSONDecodeError, IndexError, RecursionError):  # the decoder recurses once per level
-            if not complete:
-                raise _NeedMore from None
-            raise NotAStateError("not valid JSON") from None
+        key, start, value, end = _member(text, pos, complete=complete)
         if end >= len(text) and not complete:  # a number may go on past the end of the text
             raise _NeedMore
         if key == "serial":
             if not isinstance(value, int) or isinstance(value, bool):
                 raise NotAStateError("serial is not an integer")
-            return start, end
+            return start, end, True
         pos = _skip(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip(text, pos + 1)
     if not complete:
         raise _NeedMore
-    raise NotAStateError("the state has no serial")
+    if pos >= len(text):
+        raise NotAStateError("the JSON ends too early")
+    return first, first, False
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _member(text: str, pos: int, *, complete: bool) -> tuple[object, int, object, int]:
+    """The member at `pos`: its key, where its value starts, the value (None for an array or object, which is
+    skipped undecoded unless it is the serial) and where it ends."""
+    try:
+        key, pos = _DECODER.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        if text[pos] != ":":
+            raise NotAStateError("malformed JSON")
+        start = _skip(text, pos + 1)
+        if key != "serial" and text[start] in "[{":
+            return key, start, None, value_end(text, start)  # never decoded: it may be all the resources
+        value, end = _DECODER.raw_decode(text, start)
+    except (json.JSONDecodeError, IndexError, RecursionError, NotAStateError) as exc:  # RecursionError: per level
+        if not complete:
+            raise _NeedMore from None
+        raise (exc if isinstance(exc, NotAStateError) else NotAStateError("not valid JSON")) from None
+    return key, start, value, end
 
 
 def _skip(text: str, pos: int) -> int:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from chalicelib.errors import NotAStateError
 
 TERRAFORM_STATE_FORMAT = 4
+# Terraform reads formats 1 to 3 too, upgrading them to 4 as it reads (a state last written by 0.11 or older).
+STATE_FORMATS = frozenset({1, 2, 3, TERRAFORM_STATE_FORMAT})
 # Top-level keys that come after the header in a plain state: once one is seen, the header is complete.
-_PLAIN_BODY_KEYS = frozenset({"outputs", "resources", "check_results"})
+_PLAIN_BODY_KEYS = frozenset({"outputs", "resources", "check_results", "modules", "remote", "backend"})
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
 _WHITESPACE = " \t\n\r"
 TOO_DEEP = "JSON nested too deeply"
+# What a file holds when Git stored a symbolic link as a plain file, or Git LFS a pointer instead of the content.
+SNIFF_CHARS = 4096
+_LFS_POINTER = "version https://git-lfs.github.com/spec/"
+_LINK_TARGET = re.compile(r"[^\s{}\[\]\"<>]*(?:/|\.tfstate)[^\s{}\[\]\"<>]*")
 
 
 @dataclass(frozen=True)
@@ -20,9 +27,13 @@ class StateHeader:
     """The identity of one state version: never any attribute or output value."""
 
     serial: int
-    lineage: str
+    lineage: str | None  # None when the state has none (Terraform reads a missing lineage as empty)
     terraform_version: str | None
     encrypted: bool
+
+    def lineage_differs(self, other: StateHeader) -> bool:
+        """Whether the two lineages are known and differ: a missing one is unknown, not a change."""
+        return self.lineage is not None and other.lineage is not None and self.lineage != other.lineage
 
 
 class HeaderIncomplete(Exception):
@@ -56,13 +67,36 @@ def parse_state_header(data: bytes, *, complete: bool) -> StateHeader:
 
 
 def _whole_object(text: str) -> dict[str, object]:
+    start = text.lstrip(_WHITESPACE)
+    if not start.startswith("{"):
+        raise NotAStateError(unreadable_reason(text[:SNIFF_CHARS], whole=len(text) <= SNIFF_CHARS or not start))
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
-        raise NotAStateError("not valid JSON") from None
+    except json.JSONDecodeError as exc:
+        too_early = exc.pos >= len(text.rstrip(_WHITESPACE)) or exc.msg.startswith("Unterminated string")
+        raise NotAStateError("the JSON ends too early" if too_early else "not valid JSON") from None
     if not isinstance(document, dict):
         raise NotAStateError("not a JSON object")
     return document
+
+
+def unreadable_reason(head: str, *, whole: bool) -> str:
+    """Why text that does not start with a JSON object is not a state, said for the person who has to look.
+
+    `head` is the start of the text (`SNIFF_CHARS` suffice), `whole` whether it is all of it.
+    """
+    text = head.strip(_WHITESPACE)
+    if not text:
+        if whole:
+            return "the object is empty" if not head else "the object holds only whitespace"
+        return "not a JSON object"
+    if text.startswith(_LFS_POINTER):
+        return "a Git LFS pointer, not the state it points to"
+    if whole and _LINK_TARGET.fullmatch(text):
+        return "a path, as Git writes a symbolic link where links are not supported: not the state it names"
+    if text[0] in '["-0123456789' or text.startswith(("true", "false", "null")):
+        return "not a JSON object"
+    return "not valid JSON"
 
 
 def header_from_fields(fields: dict[str, object], *, encrypted: bool) -> StateHeader:
@@ -70,13 +104,16 @@ def header_from_fields(fields: dict[str, object], *, encrypted: bool) -> StateHe
     serial = fields.get("serial")
     lineage = fields.get("lineage")
     if not encrypted:
-        version = fields.get("version")
-        if version != TERRAFORM_STATE_FORMAT or isinstance(version, bool):
-            raise NotAStateError(f"state format version is {version!r}, expected {TERRAFORM_STATE_FORMAT}")
+        state_format(fields)
+        # Go reads what is missing (or null) as its zero value: serial 0, lineage "".
+        serial = 0 if serial is None else serial
+        lineage = None if lineage is None or lineage == "" else lineage
+    elif not isinstance(lineage, str) or not lineage:
+        raise NotAStateError("lineage is missing or empty")
     if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
         raise NotAStateError("serial is missing or not a non-negative integer")
-    if not isinstance(lineage, str) or not lineage:
-        raise NotAStateError("lineage is missing or empty")
+    if lineage is not None and not isinstance(lineage, str):
+        raise NotAStateError("lineage is not a string")
     terraform_version = fields.get("terraform_version")
     return StateHeader(
         serial=serial,
@@ -84,6 +121,16 @@ def header_from_fields(fields: dict[str, object], *, encrypted: bool) -> StateHe
         terraform_version=terraform_version if isinstance(terraform_version, str) else None,
         encrypted=encrypted,
     )
+
+
+def state_format(fields: dict[str, object]) -> int:
+    """The format version of a plain state from its top-level scalar members: 1 to 4, or `NotAStateError`."""
+    version = fields.get("version")
+    if version is None:
+        raise NotAStateError("no state format version: a JSON object, but not a Terraform state")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in STATE_FORMATS:
+        raise NotAStateError(f"state format version {version!r} is not one Terraform reads (1 to 4)")
+    return version
 
 
 def _top_level_scalars(text: str) -> tuple[dict[str, object], set[str], bool]:
@@ -97,7 +144,7 @@ def _top_level_scalars(text: str) -> tuple[dict[str, object], set[str], bool]:
     if pos >= len(text):
         return {}, set(), False
     if not text.startswith("{", pos):
-        raise NotAStateError("not a JSON object")
+        raise NotAStateError(unreadable_reason(text[:SNIFF_CHARS], whole=False))
     pos = _skip(text, pos + 1)
     fields: dict[str, object] = {}
     keys_seen: set[str] = set()

@@ -1,8 +1,8 @@
 """A state read in one streaming pass: its header, and a digest per resource instance address and output name.
 
-The bytes are read incrementally, one top-level member and one resource at a time, so memory stays near the
-size of one resource rather than of the whole state. Values are reduced to digests at once: no attribute or
-output value outlives the pass.
+The bytes are read incrementally, one top-level member, one resource and one output at a time, so memory stays
+near the size of one resource, or a chunk of an output, rather than of the whole state. Values are reduced to
+digests at once: no attribute or output value outlives the pass.
 
 Terraform and OpenTofu write a state with Go's `json.MarshalIndent` (two spaces, map keys sorted), so equal
 values are equal bytes. In that layout a resource's instances are found by their indentation and each
@@ -10,6 +10,15 @@ instance's attributes are digested as the exact text Terraform wrote, without de
 keeps a diff within a small multiple of reading the bytes. A state in any other layout (compact JSON, a
 hand-made file) is decoded with the standard library's C JSON scanner and its attributes digested as values.
 The two kinds of digest are not comparable with each other: see `StateIndex.comparable_with`.
+
+Outputs are never decoded, in any layout: each is digested as its JSON text without the whitespace outside
+strings, streaming. In Terraform's layout an output ends at a fixed indentation; in any other, a regular
+expression scans strings and brackets (at C speed, a few hundred tokens per match) to find its end. An indented
+and a compact writing of the same output give the same digest.
+
+A state in formats 1 to 3 (Terraform 0.11 and older: `modules`, each with a `path`, and resources keyed by
+`type.name.index`) is indexed as Terraform upgrades it to format 4: addresses in today's form, deposed instances
+numbered in order, the root module's outputs as the outputs.
 """
 
 from __future__ import annotations
@@ -23,13 +32,22 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.state import TOO_DEEP, StateHeader, header_from_fields
+from chalicelib.domain.state import (
+    SNIFF_CHARS,
+    TERRAFORM_STATE_FORMAT,
+    TOO_DEEP,
+    StateHeader,
+    header_from_fields,
+    state_format,
+    unreadable_reason,
+)
 from chalicelib.errors import NotAStateError
 
 _WHITESPACE = " \t\n\r"
 _NOT_WHITESPACE = re.compile(r"[^ \t\n\r]")
 _COMPACT_AT = 1 << 18  # drop consumed text once this much has piled up
 _ENCRYPTED_MARKERS = frozenset({"encryption_version", "encrypted_data"})
+MAX_DEPTH = 10_000  # Go's JSON decoder refuses deeper nesting, and so Terraform
 
 TERRAFORM_LAYOUT = "terraform-layout"  # attributes digested as the text Terraform wrote
 DECODED = "decoded"  # attributes digested as decoded values
@@ -42,6 +60,7 @@ _RESOURCE_START = "\n    {\n"
 _RESOURCE_END = "\n    }"
 _BETWEEN_RESOURCES = "\n    },\n    {\n"
 _RESOURCES_END = "\n    }\n  ]"
+_RESOURCE_FIRST_LINE = ('      "mode": ', '      "module": ')
 _NEXT_INSTANCE = ",\n        {\n"
 _INSTANCE_END = "\n        }"
 _INSTANCES_END = "\n      ]"
@@ -68,6 +87,20 @@ _INSTANCE_HEAD = re.compile(
 )
 # What must not follow the attributes, or `_INSTANCE_HEAD` would have missed it.
 _LATE_MEMBER = re.compile(r'\n          "(?:index_key|status|deposed|attributes|attributes_flat)": ')
+# Outputs in Terraform's layout: the object at depth 1, each output an object at depth 2.
+_OUTPUTS_START = ' {\n    "'
+_OUTPUT_LAYOUT = ('{\n      "', "\n    }")  # how an output's value begins and ends
+_AFTER_OUTPUT = (',\n    "', "\n  }")
+
+# JSON text scanned without decoding it. A string's characters after its opening quote:
+_STRING_BODY = re.compile(r'(?:[^"\\\x00-\x1f]++|\\.)*+')
+# Up to 256 tokens (whole strings, or runs of numbers, literals and punctuation), then the bracket that follows.
+_RUN = re.compile(r'(?:[-+.0-9eEtrufalsn:, \t\n\r]{1,65536}+|"(?:[^"\\\x00-\x1f]++|\\.)*+"){0,256}+([\[\]{}])?')
+_LITERAL = re.compile(r"[-+.0-9eE]++|true|false|null")
+_STRING_OR_WHITESPACE = re.compile(r'("(?:[^"\\]++|\\.)*+")|[ \t\n\r]++')
+_INDENTATION = re.compile(r"\n *")
+_FLUSH_AT = 1 << 16  # characters of an output digested at a time
+_OPENER = {"]": "[", "}": "{"}
 
 
 class _NotTheLayout(Exception):
@@ -143,13 +176,30 @@ def index_state(chunks: ChunkSource, *, decoded: bool = False, like: StateIndex 
     Terraform's layout, to compare with a state in another one. `like`, another version's index, lends the
     entries of each resource written exactly as it was there.
     """
+    if not decoded:
+        try:
+            return _index(chunks() if callable(chunks) else chunks, decoded=False, like=like)
+        except _NotTheLayout:
+            pass
+    return _index(chunks() if callable(chunks) else chunks, decoded=True, like=None)
+
+
+def state_header(chunks: ChunkSource) -> StateHeader:
+    """The header of a state whose first bytes did not tell it, from all its bytes, given in chunks.
+
+    Every top-level member is read, but only scalars are decoded: memory stays near one chunk.
+    """
     try:
-        if not decoded:
-            try:
-                return _index(chunks() if callable(chunks) else chunks, decoded=False, like=like)
-            except _NotTheLayout:
-                pass
-        return _index(chunks() if callable(chunks) else chunks, decoded=True, like=None)
+        reader = _StreamingObjectReader(chunks() if callable(chunks) else chunks, md5=False)
+        scalars: dict[str, object] = {}
+        keys: set[str] = set()
+        for key in reader.members():
+            keys.add(key)
+            if reader.peek() in "[{":
+                reader.skip()
+            else:
+                scalars[key] = reader.value()
+        return header_from_fields(scalars, encrypted=bool(keys & _ENCRYPTED_MARKERS))
     except RecursionError:  # Python's JSON decoder recurses once per level of nesting
         raise NotAStateError(TOO_DEEP) from None
 
@@ -189,10 +239,18 @@ class _Sieve:
 def compare_for_rollback(target: bytes, current: ChunkSource | None) -> Comparison:
     """The target's and the current version's headers, and the diff from the current version to the target.
 
-    Raises `NotAStateError` if the target is not a state. The target is read as a whole; of its resources, those
-    written byte for byte as in the current version (which Terraform reads today) are compared by their text's
-    digest alone, and every other one is parsed, which is what makes a rollback of a large state cheap.
+    Raises `NotAStateError` if the target is not a state; a current version that is not one counts as none. The
+    target is read as a whole; of its resources, those written byte for byte as in the current version (which
+    Terraform reads today) are compared by their text's digest alone, and every other one is parsed, which is what
+    makes a rollback of a large state cheap.
     """
+    try:
+        return _compare_for_rollback(target, current)
+    except RecursionError:  # a target nested too deeply; the current version's own depth is caught apart
+        raise NotAStateError(TOO_DEEP) from None
+
+
+def _compare_for_rollback(target: bytes, current: ChunkSource | None) -> Comparison:
     try:
         target_sieve = _Sieve()
         target_index = _index(chunks_of(target)(), decoded=False, like=None, sieve=target_sieve)
@@ -236,12 +294,25 @@ def _readable(chunks: ChunkSource | None, *, decoded: bool) -> StateIndex | None
 def _index(
     chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None, sieve: _Sieve | None = None
 ) -> StateIndex:
+    """`_index_members`, with a state nested deeper than Python decodes refused as any other non-state."""
+    try:
+        return _index_members(chunks, decoded=decoded, like=like, sieve=sieve)
+    except RecursionError:  # Python's JSON decoder recurses once per level of nesting
+        raise NotAStateError(TOO_DEEP) from None
+
+
+def _index_members(
+    chunks: Iterable[bytes], *, decoded: bool, like: StateIndex | None, sieve: _Sieve | None
+) -> StateIndex:
     reader = _StreamingObjectReader(chunks, md5=sieve is None)  # a rollback's comparison needs no digest
     scalars: dict[str, object] = {}
     resources: dict[str, int] = {}
     resource_texts: dict[int, str] = {}
     lender = like if like is not None and like.resource_digests == TERRAFORM_LAYOUT else None
     outputs: dict[str, int] = {}
+    # Formats 1 to 3 keep both in modules: which of the two sets counts is known once the version is.
+    legacy_resources: dict[str, int] = {}
+    legacy_outputs: dict[str, int] = {}
     keys: set[str] = set()
     in_layout = not decoded and reader.starts_with(_LAYOUT_START)
     for key in reader.members():
@@ -251,24 +322,24 @@ def _index(
                 take = _block_taker(resources, resource_texts, lender, sieve)
                 for block in reader.resource_blocks():
                     take(block)
-            else:
-                in_layout = in_layout and reader.starts_with(" []")
+            elif _opens(reader, "[", "resources is not a list"):
+                in_layout = in_layout and reader.starts_with("[]")
                 for resource in reader.array_items():
                     _index_resource(resource, resources)
         elif key == "outputs" and not keys & _ENCRYPTED_MARKERS:
-            value = reader.value()
-            if not isinstance(value, dict):
-                raise NotAStateError("outputs is not an object")
-            for name, output in value.items():
-                outputs[name] = hash(repr(output))
+            _digest_outputs(reader, outputs, layout=in_layout)
+        elif key == "modules" and not keys & _ENCRYPTED_MARKERS:
+            _index_modules(reader, legacy_resources, legacy_outputs)
+        elif reader.peek() in "[{":
+            reader.skip()  # nothing a diff needs, and perhaps large
         else:
-            value = reader.value()
-            if not isinstance(value, (dict, list)):
-                scalars[key] = value
+            scalars[key] = reader.value()
     encrypted = bool(keys & _ENCRYPTED_MARKERS)
     header = header_from_fields(scalars, encrypted=encrypted)
     if encrypted:
         resources, outputs = {}, {}
+    elif state_format(scalars) != TERRAFORM_STATE_FORMAT:
+        resources, outputs, in_layout = legacy_resources, legacy_outputs, False
     return StateIndex(
         header=header,
         size=reader.consumed_bytes,
@@ -278,6 +349,117 @@ def _index(
         resource_digests=TERRAFORM_LAYOUT if in_layout else DECODED,
         resource_texts=resource_texts if in_layout else {},
     )
+
+
+def _digest_outputs(reader: _StreamingObjectReader, into: dict[str, int], *, layout: bool) -> None:
+    """A digest of each output's JSON text, one output at a time: no output is decoded, whatever its size."""
+    layout = layout and reader.starts_with(_OUTPUTS_START)
+    if not _opens(reader, "{", "outputs is not an object"):
+        return
+    for name in reader.object_members():
+        into[name] = reader.digest(layout=_OUTPUT_LAYOUT if layout else None)
+        # An end found by indentation must be followed by the next output or the end of the outputs.
+        if layout and not any(reader.starts_with(after) for after in _AFTER_OUTPUT):
+            raise _NotTheLayout
+
+
+def _opens(reader: _StreamingObjectReader, opener: str, refusal: str) -> bool:
+    """Whether an object or array (`opener`) comes next (True), or null, which Go reads as an empty one (False,
+    consumed); `NotAStateError(refusal)` for anything else."""
+    char = reader.peek()
+    if char == opener:
+        return True
+    if char == "n" and reader.value() is None:
+        return False
+    raise NotAStateError(refusal)
+
+
+def _index_modules(reader: _StreamingObjectReader, resources: dict[str, int], outputs: dict[str, int]) -> None:
+    """The modules of a state in formats 1 to 3, one resource at a time, as Terraform upgrades them to format 4."""
+    if not _opens(reader, "[", "modules is not a list"):
+        return
+    for _ in reader.array_positions():
+        if reader.peek() != "{":
+            raise NotAStateError("a module is not an object")
+        path: Any = None
+        module_resources: dict[str, int] = {}
+        module_outputs: dict[str, int] = {}
+        for key in reader.object_members():
+            if key == "path":
+                path = reader.value()
+            elif key == "resources":
+                if _opens(reader, "{", "a module's resources are not an object"):
+                    for legacy_address in reader.object_members():
+                        _index_legacy_resource(legacy_address, reader.value(), module_resources)
+            elif key == "outputs":
+                _digest_outputs(reader, module_outputs, layout=False)
+            else:
+                reader.skip()
+        prefix = _module_prefix(path)  # the path may come last in a hand-made file
+        resources.update((prefix + address, digest) for address, digest in module_resources.items())
+        if not prefix:
+            outputs.update(module_outputs)
+
+
+def _module_prefix(path: Any) -> str:
+    """`module.a.module.b.` for the module path `["root", "a", "b"]`; empty for the root module."""
+    if path is None or path == []:  # some format 1 states have none: Terraform takes them for the root
+        return ""
+    if not (isinstance(path, list) and all(isinstance(step, str) and step for step in path) and path[0] == "root"):
+        raise NotAStateError("a module's path is not a list of module names from root")
+    return "".join(f"module.{name}." for name in path[1:])
+
+
+_LEGACY_INDEX = re.compile(r"-?[0-9]+")
+
+
+def _legacy_address(key: str) -> str:
+    """Terraform's address of an instance keyed as formats 1 to 3 key it: `aws_instance.web.1` is `aws_instance.web[1]`,
+    `data.aws_ami.ubuntu` a data source."""
+    parts = key.split(".")
+    mode = ""
+    if len(parts) > 2 and parts[0] == "data":
+        mode, parts = "data.", parts[1:]
+    if not 2 <= len(parts) <= 3 or not (parts[0] and parts[1]):
+        raise NotAStateError("a resource's address is not type.name or type.name.index")
+    address = f"{mode}{parts[0]}.{parts[1]}"
+    if len(parts) == 3:
+        if not _LEGACY_INDEX.fullmatch(parts[2]):
+            raise NotAStateError("a resource's index is not a number")
+        address += f"[{int(parts[2])}]"
+    return address
+
+
+def _index_legacy_resource(key: str, resource: Any, into: dict[str, int]) -> None:
+    """One resource of a module in formats 1 to 3: its primary instance, and its deposed ones numbered as
+    Terraform numbers them when it upgrades the state (`00000001`, `00000002`, ...)."""
+    address = _legacy_address(key)
+    if not isinstance(resource, dict):
+        raise NotAStateError("a resource is not an object")
+    if resource.get("primary") is not None:
+        into[address] = _legacy_instance_digest(resource["primary"])
+    deposed = resource.get("deposed") or []
+    if not isinstance(deposed, list):
+        raise NotAStateError("a resource's deposed instances are not a list")
+    for number, instance in enumerate(deposed, 1):
+        into[f"{address} (deposed {number:08x})"] = _legacy_instance_digest(instance)
+
+
+def _legacy_instance_digest(instance: Any) -> int:
+    """The digest the instance has once upgraded: its flat attributes with the id, keys sorted, and tainted."""
+    if not isinstance(instance, dict):
+        raise NotAStateError("a resource instance is not an object")
+    attributes = instance.get("attributes")
+    attributes = {} if attributes is None else attributes
+    if not isinstance(attributes, dict):
+        raise NotAStateError("a resource instance's attributes are not an object")
+    if instance.get("id") and not attributes.get("id"):
+        attributes = {**attributes, "id": instance["id"]}
+    return _instance_digest(dict(sorted(attributes.items())), "tainted" if instance.get("tainted") is True else None)
+
+
+def _instance_digest(attributes: Any, status: Any) -> int:
+    return hash(repr(attributes) if status is None else repr((attributes, status)))
 
 
 def _block_taker(
@@ -396,7 +578,7 @@ def _index_resource(resource: Any, into: dict[str, int]) -> None:
             address += f" (deposed {instance['deposed']})"
         attributes = instance.get("attributes", instance.get("attributes_flat"))
         status = instance.get("status")  # "tainted" changes what the next apply does
-        into[address] = hash(repr(attributes) if status is None else repr((attributes, status)))
+        into[address] = _instance_digest(attributes, status)
 
 
 def resource_address(module: Any, mode: Any, type_name: Any, name: Any) -> str:
@@ -427,6 +609,62 @@ def _index_suffix(index_key: Any) -> str:
 _SCAN: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
+def value_end(text: str, start: int) -> int:
+    """Where the JSON array or object at `start` of a text held whole ends, found without decoding it."""
+    open_brackets: list[str] = []
+    scan = start
+    while True:
+        found = _RUN.match(text, scan)
+        end, bracket = (found.end(), found.group(1)) if found else (scan, None)
+        if bracket is not None:
+            scan = end
+            if _closes_value(open_brackets, bracket):
+                return scan
+        elif end > scan:
+            scan = end
+        else:
+            raise NotAStateError("not valid JSON" if end < len(text) else "the JSON ends too early")
+
+
+def _closes_value(open_brackets: list[str], bracket: str) -> bool:
+    """Take one bracket into the open ones; whether it closes the outermost."""
+    if bracket in "[{":
+        open_brackets.append(bracket)
+        if len(open_brackets) > MAX_DEPTH:
+            raise NotAStateError(TOO_DEEP)
+        return False
+    if not open_brackets or open_brackets.pop() != _OPENER[bracket]:
+        raise NotAStateError("malformed JSON")
+    return not open_brackets
+
+
+class _TextDigest:
+    """A digest of JSON text given in pieces, without the whitespace outside strings: an int, as `hash` gives."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=8, usedforsecurity=False)
+
+    def structure(self, text: str) -> None:
+        """Text that begins and ends outside strings."""
+        self._hash.update("".join(filter(None, _STRING_OR_WHITESPACE.split(text))).encode())
+
+    def layout(self, text: str) -> None:
+        """Text in Terraform's layout that begins and ends outside strings."""
+        if '\\": ' in text:  # a key that ends in a backslash, or a string holding `": `: the careful way
+            self.structure(text)
+        else:  # the only whitespace outside strings: line breaks with their indentation, and a space after each key
+            self._hash.update(_INDENTATION.sub("", text).replace('": ', '":').encode())
+
+    def verbatim(self, text: str) -> None:
+        """Part of a string, which keeps its every character."""
+        self._hash.update(text.encode())
+
+    def value(self) -> int:
+        return int.from_bytes(self._hash.digest(), "big")
+
+
 class _StreamingObjectReader:
     """Reads the members of one top-level JSON object from chunks of UTF-8, one value at a time."""
 
@@ -440,10 +678,16 @@ class _StreamingObjectReader:
         self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None  # Terraform's digest of the exact bytes
 
     def members(self) -> Iterator[str]:
+        """The keys of the top-level object, which must be all the text holds; the caller consumes each value."""
+        self._open()
+        yield from self.object_members()
+        self._expect_end()
+
+    def object_members(self) -> Iterator[str]:
+        """The keys of the object that comes next; the caller consumes each value before asking for the next key."""
         self._expect("{")
         if self._peek() == "}":
             self._pos += 1
-            self._expect_end()
             return
         while True:
             key = self._decode()
@@ -454,13 +698,49 @@ class _StreamingObjectReader:
             separator = self._peek()
             self._pos += 1
             if separator == "}":
-                self._expect_end()
                 return
             if separator != ",":
                 raise NotAStateError("malformed JSON")
 
+    def array_positions(self) -> Iterator[None]:
+        """Steps through the array that comes next; the caller consumes each item before asking for the next."""
+        self._expect("[")
+        if self._peek() == "]":
+            self._pos += 1
+            return
+        while True:
+            yield None
+            separator = self._peek()
+            self._pos += 1
+            if separator == "]":
+                return
+            if separator != ",":
+                raise NotAStateError("malformed JSON")
+
+    def peek(self) -> str:
+        """The next character that is not whitespace; consumes only the whitespace."""
+        return self._peek()
+
     def value(self) -> Any:
         return self._decode()
+
+    def skip(self) -> None:
+        """Consume the next value without decoding it."""
+        self._scan_value(None)
+
+    def digest(self, *, layout: tuple[str, str] | None = None) -> int:
+        """A digest of the next value's JSON text without whitespace outside strings, consumed without decoding it.
+
+        `layout`: how a value in Terraform's layout begins and the line that ends it; one that begins so is taken
+        to end at that line.
+        """
+        digest = _TextDigest()
+        self._peek()
+        if layout is not None and self.starts_with(layout[0]):
+            self._scan_through(layout[1], digest)
+        else:
+            self._scan_value(digest)
+        return digest.value()
 
     def array_items(self) -> Iterator[Any]:
         self._expect("[")
@@ -486,9 +766,18 @@ class _StreamingObjectReader:
         """Whole resources of a `resources` array in Terraform's layout (see `_RESOURCES_START`), as read."""
         self._pos += 2  # " ["
         while True:
-            # The end can only follow the last resource that begins in the text read so far.
+            # The end can only follow the last resource that begins in the text read so far...
             between = self._text.rfind(_BETWEEN_RESOURCES, self._pos)
-            end = self._text.find(_RESOURCES_END, max(between, self._pos))
+            after = between + len(_BETWEEN_RESOURCES)
+            if between >= 0 and len(self._text) - after < len(_RESOURCE_FIRST_LINE[1]) and not self._eof:
+                self._read()  # too little to tell what begins there
+                continue
+            if between < 0 or self._text.startswith(_RESOURCE_FIRST_LINE, after):
+                end = self._text.find(_RESOURCES_END, max(between, self._pos))
+            else:  # ...unless what begins there is an object of a later member (`check_results`), as indented
+                end, between = self._text.find(_RESOURCES_END, self._pos, between), -1
+                if end < 0:
+                    raise _NotTheLayout
             if end >= 0:
                 block = self._text[self._pos : end + len(_RESOURCE_END)]
                 self._pos = end + len(_RESOURCES_END)
@@ -501,6 +790,108 @@ class _StreamingObjectReader:
             if self._eof:
                 raise NotAStateError("the JSON ends too early")
             self._read(at_least=len(self._text) - self._pos)
+
+    def _open(self) -> None:
+        """Read far enough to tell what the text is; `NotAStateError` with the reason if not a JSON object."""
+        if len(self._text) - self._pos < SNIFF_CHARS and not self._eof:
+            self._read(at_least=SNIFF_CHARS)
+        head = self._text[self._pos : self._pos + SNIFF_CHARS]
+        if head.lstrip(_WHITESPACE).startswith("{"):
+            return
+        if not head.strip(_WHITESPACE) and not self._eof and self._peek() == "{":  # much whitespace first
+            return
+        whole = self._eof and len(self._text) - self._pos <= SNIFF_CHARS
+        raise NotAStateError(unreadable_reason(head, whole=whole))
+
+    def _scan_through(self, end: str, digest: _TextDigest) -> None:
+        """Consume text in Terraform's layout up to the first `end`, a line, feeding it to `digest` as it is read."""
+        searched = self._pos
+        while (found := self._text.find(end, searched)) < 0:
+            if self._eof:
+                raise NotAStateError("the JSON ends too early")
+            cut = self._text.rfind("\n", self._pos)  # no string holds a line break
+            if cut > self._pos:
+                digest.layout(self._text[self._pos : cut])
+                self._pos = cut
+            again = max(0, len(self._text) - len(end) + 1 - self._pos)  # where `end` may begin, from `_pos`
+            self._read()
+            searched = self._pos + again
+        stop = found + len(end)
+        digest.layout(self._text[self._pos : stop])
+        self._pos = stop
+
+    def _scan_value(self, digest: _TextDigest | None) -> None:
+        """Consume the next value without decoding it, feeding its text to `digest` if there is one."""
+        if self._peek() not in "[{":
+            self._scan_scalar(digest)
+            return
+        open_brackets: list[str] = []
+        scan = self._pos
+        while True:
+            text = self._text
+            found = _RUN.match(text, scan)  # never None: it may match nothing
+            end, bracket = (found.end(), found.group(1)) if found else (scan, None)
+            if bracket is not None:
+                scan = end
+                if _closes_value(open_brackets, bracket):
+                    self._feed(digest, scan)
+                    return
+            elif end > scan:
+                scan = end
+            elif end < len(text) and text[end] == '"':  # a string that goes on past the text read so far
+                self._feed(digest, end)
+                self._scan_string(digest)
+                scan = self._pos
+            elif end < len(text):
+                raise NotAStateError("not valid JSON")
+            elif self._eof:
+                raise NotAStateError("the JSON ends too early")
+            else:
+                self._feed(digest, end)
+                self._read()
+                scan = self._pos
+            if scan - self._pos >= _FLUSH_AT:
+                self._feed(digest, scan)
+
+    def _scan_string(self, digest: _TextDigest | None) -> None:
+        """Consume the string that starts here, however long, feeding it to `digest` as it is read."""
+        scan = self._pos + 1
+        while True:
+            text = self._text
+            found = _STRING_BODY.match(text, scan)
+            end = found.end() if found else scan
+            if end < len(text) and text[end] == '"':
+                self._feed(digest, end + 1, verbatim=True)
+                return
+            if end < len(text) - 1 or (end == len(text) - 1 and text[end] != "\\"):
+                raise NotAStateError("not valid JSON")  # a control character, or a backslash that escapes nothing
+            if self._eof:
+                raise NotAStateError("the JSON ends too early")
+            self._feed(digest, end, verbatim=True)  # a backslash at the very end waits for what it escapes
+            self._read()
+            scan = self._pos
+
+    def _scan_scalar(self, digest: _TextDigest | None) -> None:
+        if self._text[self._pos] == '"':
+            self._scan_string(digest)
+            return
+        while True:
+            found = _LITERAL.match(self._text, self._pos)
+            if found is not None and (found.end() < len(self._text) or self._eof):
+                self._feed(digest, found.end())
+                return
+            if self._eof or (found is None and len(self._text) - self._pos > len("false")):
+                raise NotAStateError("not valid JSON")
+            self._read()  # a number or literal the text read so far cuts short
+
+    def _feed(self, digest: _TextDigest | None, end: int, *, verbatim: bool = False) -> None:
+        """Consume the text up to `end`, feeding it to `digest`: everything before `_pos` has been digested."""
+        if digest is not None and end > self._pos:
+            if verbatim:
+                digest.verbatim(self._text[self._pos : end])
+            else:
+                digest.structure(self._text[self._pos : end])
+        self._pos = end
 
     def _decode(self) -> Any:
         self._peek()

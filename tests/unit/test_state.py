@@ -88,12 +88,15 @@ def test_encrypted_state_with_marker_first_is_answered_from_a_prefix() -> None:
         b"",
         b"not json",
         b"[1, 2]",
-        b'{"version": 3, "serial": 1, "lineage": "x"}',
+        b"{}",
+        b'{"version": 0, "serial": 1, "lineage": "x"}',
+        b'{"version": 5, "serial": 1, "lineage": "x"}',
+        b'{"version": 4.0, "serial": 1, "lineage": "x"}',
+        b'{"version": "4", "serial": 1, "lineage": "x"}',
         b'{"version": 4, "serial": -1, "lineage": "x"}',
         b'{"version": 4, "serial": true, "lineage": "x"}',
         b'{"version": 4, "serial": "1", "lineage": "x"}',
-        b'{"version": 4, "serial": 1, "lineage": ""}',
-        b'{"version": 4, "serial": 1}',
+        b'{"version": 4, "serial": 1, "lineage": 7}',
         b'{"version": 4, "serial": 1, "lineage": "x"',
         b"\xff\xfe\x00garbage",
     ],
@@ -101,6 +104,35 @@ def test_encrypted_state_with_marker_first_is_answered_from_a_prefix() -> None:
 def test_what_is_not_a_state_is_refused(data: bytes) -> None:
     with pytest.raises(NotAStateError):
         parse_state_header(data, complete=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "serial", "lineage"),
+    [
+        # Terraform 0.11 and older: format 3 (and 1 and 2, which have no lineage); Terraform upgrades them as it reads
+        (b'{"version": 3, "terraform_version": "0.11.14", "serial": 4, "lineage": "x", "modules": []}', 4, "x"),
+        (b'{"version": 2, "serial": 4, "lineage": "x", "modules": []}', 4, "x"),
+        (b'{"version": 1, "serial": 2, "modules": []}', 2, None),
+        # Go reads a missing (or null) serial as 0 and a missing or empty lineage as ""
+        (b'{"version": 4, "serial": 1, "lineage": "", "outputs": {}}', 1, None),
+        (b'{"version": 4, "serial": 1, "outputs": {}}', 1, None),
+        (b'{"version": 4, "outputs": {}, "resources": []}', 0, None),
+        (b'{"version": 4, "serial": null, "lineage": null}', 0, None),
+    ],
+)
+def test_what_terraform_reads_as_a_state_is_one(data: bytes, serial: int, lineage: str | None) -> None:
+    header = parse_state_header(data, complete=True)
+    assert (header.serial, header.lineage) == (serial, lineage)
+    body = next((key for key in (b'"modules"', b'"outputs"') if key in data), None)
+    if body is not None:  # a prefix up to the body's first key tells the header
+        assert parse_state_header(data[: data.index(body) + len(body)], complete=False) == header
+
+
+def test_a_missing_lineage_is_no_lineage_change() -> None:
+    known = StateHeader(serial=1, lineage="a", terraform_version=None, encrypted=False)
+    assert known.lineage_differs(StateHeader(serial=2, lineage="b", terraform_version=None, encrypted=False))
+    unknown = StateHeader(serial=2, lineage=None, terraform_version=None, encrypted=False)
+    assert not known.lineage_differs(unknown) and not unknown.lineage_differs(known)
 
 
 def test_a_prefix_that_is_not_an_object_is_refused_at_once() -> None:

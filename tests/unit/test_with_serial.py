@@ -29,7 +29,7 @@ def test_a_head_that_ends_inside_the_serial_or_a_character_is_read_on(monkeypatc
     assert restored == data.replace(b"123456", b"9")
 
 
-@pytest.mark.parametrize("data", [b'{"version": 4}', b'{"serial": "7"}', b'{"serial": true}', b"[1]", b"\xff\xfe"])
+@pytest.mark.parametrize("data", [b'{"serial": "7"}', b'{"serial": true}', b"[1]", b"\xff\xfe"])
 def test_what_has_no_integer_serial_is_refused(data: bytes) -> None:
     with pytest.raises(NotAStateError):
         with_serial(data, 2)
