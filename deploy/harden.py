@@ -177,8 +177,8 @@ def _mapping_updater(lambda_client: Any, uuid: str, hardening: Hardening, stage:
                     # Lambda checks the destination against the function's role when the mapping is updated.
                     failure = AwsCallError(
                         f"{failure}; if that is about permissions, the function's role needs sqs:SendMessage on "
-                        f"{hardening.queue_arn}: add it to .chalice/policy-{stage.stage}.json, chalice deploy, "
-                        "and run harden again"
+                        f"{hardening.queue_arn}: add it to .chalice/policy-{stage.stage}-{STREAM_HANDLER}.json, "
+                        "chalice deploy, and run harden again"
                     )
                 raise failure from exc
 

@@ -3,30 +3,52 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import functools
 import json
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools import Metrics
+from chalice.app import EventSourceHandler
 from chalice.local import LocalGateway
 
 from chalicelib import composition
 from chalicelib.observability import SERVICE, logger
 from chalicelib.services.notifier import Notifier
+from chalicelib.settings import Settings
 from local_stack.emulator import MotoServer, free_port
 from local_stack.stack import REGION, LocalStack, StackOptions
 from tests.support.secrets import leaks
 
 # Everything the guardian said during the current test: notifications, log lines, metrics and API response bodies.
 _SURFACES: list[tuple[str, str]] = []
-# Every AWS call the guardian's own clients made in this run: (service, operation, parameters).
-AWS_CALLS: list[tuple[str, str, dict[str, Any]]] = []
+# Chalice deploys every route of the app as one function of this name.
+API_FUNCTION = "api_handler"
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One AWS call of the guardian's own clients, with the function that made it and the resources it knew."""
+
+    function: str | None  # the Lambda function running it; None when a test called a service directly
+    service: str
+    operation: str
+    params: dict[str, Any]  # as passed to the client, without a `Body`
+    settings: Settings  # the calling container's settings: which bucket, tables and channels are its own
+
+
+# Every AWS call the guardian's own clients made in this run.
+AWS_CALLS: list[AwsCall] = []
+# The function whose handler runs in this context: set around each event handler and each API request.
+_RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("running_function", default=None)
 
 
 class _Collect(logging.Handler):
@@ -62,27 +84,68 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
         _SURFACES.append(("api response", body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)))
         return response
 
-    def recorded_session(self: composition.Container) -> boto3.session.Session:
-        session = boto3.session.Session()
-        session.events.register(
-            "before-parameter-build",
-            lambda model, params, **_: AWS_CALLS.append((model.service_model.service_name, model.name, params)),
-        )
-        return session
-
-    original_session = composition.Container.__dict__["_session"]
-    recording = functools.cached_property(recorded_session)
-    recording.__set_name__(composition.Container, "_session")
-    composition.Container._session = recording  # type: ignore[assignment]
     Notifier.notify = watched_notify  # type: ignore[method-assign]
     Metrics.flush_metrics = watched_flush  # type: ignore[method-assign]
     LocalGateway.handle_request = watched_request  # type: ignore[method-assign]
     yield
     Notifier.notify, Metrics.flush_metrics = notify, flush  # type: ignore[method-assign]
     LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
-    composition.Container._session = original_session  # type: ignore[method-assign]
     service_logger.removeHandler(handler)
     service_logger.setLevel(level)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_aws_calls() -> Iterator[None]:
+    """Record each AWS call of the guardian's clients with the function running it, for tests/test_iam_policy.py.
+
+    An event handler runs as its event source's name (Chalice names the function after the handler), whether the
+    local stack's Lambda runtime or a test invokes it; an API request, through the local gateway that both
+    `chalice.test.Client` and the local stack's server use, runs as the API function. Work a handler hands to a
+    thread pool runs as that handler too, as it does in its Lambda container.
+    """
+    handle_request, call_handler = LocalGateway.handle_request, EventSourceHandler.__call__
+    submit = ThreadPoolExecutor.submit
+
+    def running(function: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _RUNNING_FUNCTION.set(function)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            _RUNNING_FUNCTION.reset(token)
+
+    def request_as_api(self: LocalGateway, *args: Any, **kwargs: Any) -> Any:
+        return running(API_FUNCTION, handle_request, self, *args, **kwargs)
+
+    def event_as_its_function(self: EventSourceHandler, event: Any, context: Any) -> Any:
+        return running(self.func.__name__, call_handler, self, event, context)
+
+    def submit_in_context(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    def recorded_session(self: composition.Container) -> boto3.session.Session:
+        settings = self.settings
+
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            kept = {name: value for name, value in params.items() if name != "Body"}
+            call = AwsCall(_RUNNING_FUNCTION.get(), model.service_model.service_name, model.name, kept, settings)
+            AWS_CALLS.append(call)
+
+        session = boto3.session.Session()
+        session.events.register("before-parameter-build", record)
+        return session
+
+    original_session = composition.Container.__dict__["_session"]
+    recording = functools.cached_property(recorded_session)
+    recording.__set_name__(composition.Container, "_session")
+    composition.Container._session = recording  # type: ignore[assignment]
+    LocalGateway.handle_request = request_as_api  # type: ignore[method-assign]
+    EventSourceHandler.__call__ = event_as_its_function  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit_in_context  # type: ignore[method-assign,assignment]
+    yield
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    EventSourceHandler.__call__ = call_handler  # type: ignore[method-assign]
+    LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
+    composition.Container._session = original_session  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

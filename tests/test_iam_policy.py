@@ -1,113 +1,40 @@
-"""Every AWS call the guardian made in this run is allowed by the hand-written policy, and nothing more is wild."""
+"""Each function's AWS calls in this run are allowed by its own hand-written policy, which grants nothing wild."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.config import Config
 
-from chalicelib.services.notifier import LEASE_S
-from local_stack.stack import StackOptions
-from tests.conftest import AWS_CALLS
+from chalicelib.services.notifier import LAMBDA_TIMEOUT_S, LEASE_S
+from chalicelib.settings import Settings
+from deploy.harden import STREAM_HANDLER, dead_letter_queue_name
+from deploy.stage_config import load_stage
+from tests.conftest import API_FUNCTION, AWS_CALLS, AwsCall
 
-POLICIES = sorted((Path(__file__).resolve().parents[1] / ".chalice").glob("policy-*.json"))
-LOCAL = StackOptions(notify_file=Path(), work_dir=Path(), log=None)  # type: ignore[arg-type]
-ROLES = {LOCAL.lock_table: "LockTable", LOCAL.guardian_table: "GuardianTable"}
-TRANSACT = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
-            "ConditionCheck": "dynamodb:ConditionCheckItem"}  # fmt: skip
-
-
-def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
-    """(statement Sid, IAM action) for one call."""
-    versioned = bool(params.get("VersionId"))
-    if service == "s3":
-        return [
-            {
-                "GetObject": ("StateBucketObjects", "s3:GetObjectVersion" if versioned else "s3:GetObject"),
-                "HeadObject": ("StateBucketObjects", "s3:GetObjectVersion" if versioned else "s3:GetObject"),
-                "PutObject": ("StateBucketObjects", "s3:PutObject"),
-                "DeleteObject": ("StateBucketObjects", "s3:DeleteObjectVersion" if versioned else "s3:DeleteObject"),
-                "ListObjectVersions": ("StateBucket", "s3:ListBucketVersions"),
-                "ListObjectsV2": ("StateBucket", "s3:ListBucket"),
-            }[operation]
-        ]
-    if service == "dynamodb" and operation == "TransactWriteItems":
-        return [
-            (ROLES[action[kind]["TableName"]], TRANSACT[kind]) for action in params["TransactItems"] for kind in action
-        ]
-    if service == "dynamodb" and operation == "BatchWriteItem":
-        return [(ROLES[table], "dynamodb:BatchWriteItem") for table in params["RequestItems"]]
-    if service == "dynamodb":
-        return [(ROLES[params["TableName"]], f"dynamodb:{operation}")]
-    if service == "sns":
-        return [("NotifyTopic", "sns:Publish")]
-    if service == "events" and operation == "PutEvents":
-        return [("NotifyEventBus", "events:PutEvents")]
-    raise AssertionError(f"no policy mapping for {service}:{operation}: add one here and to the policy")
-
-
-def missing_actions(policy: dict[str, Any], stage: str) -> list[str]:
-    """What the calls of this run needed that the policy does not allow."""
-    statements = {s["Sid"]: s for s in policy["Statement"]}
-    # A channel the stage does not configure is never called there; each one it does is checked below.
-    unconfigured = CHANNEL_ACTIONS - {action for action, _ in channel_grants(stage_environment(stage))}
-    return sorted(
-        {
-            f"{sid} {action} (for {service}:{operation})"
-            for service, operation, params in AWS_CALLS
-            for sid, action in needed(service, operation, params)
-            if action not in unconfigured and action not in statements.get(sid, {}).get("Action", [])
-        }
-    )
-
-
-@pytest.mark.last
-@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
-def test_every_call_of_this_run_is_allowed(path: Path) -> None:
-    if len(AWS_CALLS) < 100:
-        pytest.skip("run the whole suite: this checks the calls it made")
-    assert missing_actions(json.loads(path.read_text()), path.stem.removeprefix("policy-")) == []
-
-
-@pytest.mark.last
-@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
-def test_removing_any_action_the_run_used_fails_the_check(path: Path) -> None:
-    if len(AWS_CALLS) < 100:
-        pytest.skip("run the whole suite: this checks the calls it made")
-    stage = path.stem.removeprefix("policy-")
-    policy = json.loads(path.read_text())
-    used = {pair for call in AWS_CALLS for pair in needed(*call)}
-    unconfigured = CHANNEL_ACTIONS - {action for action, _ in channel_grants(stage_environment(stage))}
-    for sid, action in sorted(used):
-        if action in unconfigured:
-            continue
-        narrowed = copy.deepcopy(policy)
-        for statement in narrowed["Statement"]:
-            if statement["Sid"] == sid:
-                statement["Action"] = [a for a in statement["Action"] if a != action]
-        assert missing_actions(narrowed, stage), f"removing {action} from {sid} went unnoticed"
-
-
-@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
-def test_no_wildcards_beyond_the_buckets_objects(path: Path) -> None:
-    for statement in json.loads(path.read_text())["Statement"]:
-        assert all("*" not in action for action in statement["Action"]), statement["Sid"]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        for resource in resources:
-            if statement["Sid"] == "StateBucketObjects":
-                assert resource.endswith("/*") and "*" not in resource[:-2]
-            elif statement["Sid"] == "Logs":
-                # Lambda names its log streams itself: a stream wildcard under each function's own group.
-                assert resource.endswith(":*") and "*" not in resource[:-2]
-            else:
-                assert "*" not in resource, statement["Sid"]
-
-
-CONFIG = json.loads((Path(__file__).resolve().parents[1] / ".chalice" / "config.json").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+CHALICE = ROOT / ".chalice"
+CONFIG = json.loads((CHALICE / "config.json").read_text())
 STAGES = sorted(CONFIG["stages"])
+# Chalice's decorators that each deploy a function of their own; every route shares the one API function.
+EVENT_DECORATORS = {"on_s3_event", "on_dynamodb_record", "schedule", "on_sns_message", "on_sqs_message", "on_cw_event"}
+STATE_EVENTS, LOCK_EVENTS, DIGESTS, REAPER = (
+    "on_state_object_event",
+    "on_lock_table_change",
+    "verify_state_digests",
+    "reap_stale_locks",
+)
+# The fewest calls a whole run makes as each function, so that checking its policy is never checking nothing.
+MINIMUM_CALLS = {STATE_EVENTS: 2000, LOCK_EVENTS: 500, DIGESTS: 100, REAPER: 300, API_FUNCTION: 500}
 # Every action a notification channel needs; a statement with one of them must belong to a configured channel.
 CHANNEL_ACTIONS = {
     "sns:Publish",
@@ -116,10 +43,565 @@ CHANNEL_ACTIONS = {
     "secretsmanager:GetSecretValue",
     "kms:Decrypt",
 }
+# Grants that Lambda itself uses with the function's role, never the guardian's code: no call of a run shows them.
+LAMBDA_USES = {
+    "LockTableStream": "the event source mapping reads the lock table's stream",
+    "StreamDeadLetterQueue": "the event source mapping sends a batch that keeps failing to `harden`'s queue",
+    "Logs": "the runtime writes the function's logs",
+}
+# The delivery ledger every function keeps in the guardian's table as it notifies: claims (a transaction of puts),
+# a refused claim read back, deliveries completed and released in batches. Whether a run refuses a claim of each
+# function is chance: these are required of every function below rather than learned from the run.
+LEDGER_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem")
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 
 
-def stage_environment(stage: str) -> dict[str, str]:
-    return {**CONFIG.get("environment_variables", {}), **CONFIG["stages"][stage].get("environment_variables", {})}
+def handlers() -> list[tuple[str, ast.Call | ast.expr]]:
+    """Each handler function of app.py with the Chalice decorator that deploys it."""
+    found = []
+    for node in ast.parse((ROOT / "app.py").read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Attribute):
+                    found.append((node.name, decorator))
+    return found
+
+
+def deployed_functions() -> list[str]:
+    """The functions app.py deploys, read from its decorators."""
+    names = set()
+    for name, decorator in handlers():
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        kind = target.attr if isinstance(target, ast.Attribute) else ""
+        names |= {name} if kind in EVENT_DECORATORS else {API_FUNCTION} if kind == "route" else set()
+    return sorted(names)
+
+
+FUNCTIONS = deployed_functions()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What IAM authorizes for one call, or for one table's items of a batch: an action on a resource, in a context."""
+
+    action: str
+    resource: str
+    leading_keys: tuple[str, ...] | None = None  # `dynamodb:LeadingKeys`: the partition keys of the items touched
+
+    def __str__(self) -> str:
+        keys = "" if self.leading_keys is None else f" with dynamodb:LeadingKeys {list(self.leading_keys)}"
+        return f"{self.action} on {self.resource}{keys}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of .chalice/config.json: its resources, and the policy each function deploys with."""
+
+    name: str
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        return {
+            **CONFIG.get("environment_variables", {}),
+            **CONFIG["stages"][self.name].get("environment_variables", {}),
+        }
+
+    @cached_property
+    def region(self) -> str:
+        return self.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":")[3]
+
+    @cached_property
+    def account(self) -> str:
+        return self.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":")[4]
+
+    @property
+    def bucket(self) -> str:
+        return self.env["GUARDIAN_STATE_BUCKET"]
+
+    def object_arn(self, key: str) -> str:
+        return f"arn:aws:s3:::{self.bucket}/{key}"
+
+    def table_arn(self, table: str) -> str:
+        return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{table}"
+
+    @property
+    def lock_table_arn(self) -> str:
+        return self.table_arn(self.env["GUARDIAN_LOCK_TABLE"])
+
+    @property
+    def guardian_table_arn(self) -> str:
+        return self.table_arn(self.env["GUARDIAN_TABLE"])
+
+    def event_bus_arn(self, bus: str) -> str:
+        return bus if bus.startswith("arn:") else f"arn:aws:events:{self.region}:{self.account}:event-bus/{bus}"
+
+    def chalice_config(self, function: str) -> Config:
+        return Config(chalice_stage=self.name, function_name=function, config_from_disk=CONFIG)
+
+    def log_group_arn(self, function: str) -> str:
+        # Chalice names the API function `<app>-<stage>` and every other one `<app>-<stage>-<handler>`.
+        name = f"{CONFIG['app_name']}-{self.name}" + ("" if function == API_FUNCTION else f"-{function}")
+        return f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/lambda/{name}:*"
+
+    def policy_path(self, function: str) -> Path:
+        return CHALICE / self.chalice_config(function).iam_policy_file
+
+    def policy(self, function: str) -> dict[str, Any]:
+        return _read_policy(self.policy_path(function))
+
+    def requests(self, calls: Iterable[AwsCall]) -> dict[Request, str]:
+        """The requests of `calls` as IAM would see them in this stage, each with a call that made it."""
+        found: dict[Request, str] = {}
+        for call in calls:
+            for request in requests_of(call, self):
+                found.setdefault(request, f"{call.service}:{call.operation}")
+        return found
+
+
+@cache
+def _read_policy(path: Path) -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads(path.read_text())
+    return policy
+
+
+def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
+    """The requests IAM authorizes for `call`, had this stage's function made it.
+
+    The run's own bucket, tables and channels (those of the calling container's settings) stand for the stage's;
+    anything else keeps its name, and so is denied.
+    """
+    own, params = call.settings, call.params
+    if call.service == "s3":
+        bucket = stage.bucket if params["Bucket"] == own.state_bucket else params["Bucket"]
+        bucket_arn, versioned = f"arn:aws:s3:::{bucket}", bool(params.get("VersionId"))
+        object_arn = f"{bucket_arn}/{params.get('Key', '')}"
+        if call.operation in ("GetObject", "HeadObject"):
+            # S3 answers a missing key with 403, not 404, to a reader who may not list the bucket; the guardian
+            # must tell a key that is gone (a lockfile released before it was read, a state never written) apart.
+            read = "s3:GetObjectVersion" if versioned else "s3:GetObject"
+            return [Request(read, object_arn), Request("s3:ListBucket", bucket_arn)]
+        if call.operation == "PutObject":
+            return [Request("s3:PutObject", object_arn)]
+        if call.operation == "DeleteObject":
+            return [Request("s3:DeleteObjectVersion" if versioned else "s3:DeleteObject", object_arn)]
+        if call.operation == "ListObjectVersions":
+            return [Request("s3:ListBucketVersions", bucket_arn)]
+        if call.operation == "ListObjectsV2":
+            return [Request("s3:ListBucket", bucket_arn)]
+    if call.service == "dynamodb":
+        return _dynamodb_requests(call, stage)
+    # A channel the stage does not configure is never called there; each one it does is checked on its own.
+    if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
+        if params["TopicArn"] != own.notify_topic_arn:
+            return [Request("sns:Publish", params["TopicArn"])]
+        topic = stage.env.get("GUARDIAN_NOTIFY_TOPIC_ARN")
+        return [Request("sns:Publish", topic)] if topic else []
+    if call.service == "events" and call.operation == "PutEvents":
+        found = []
+        for entry in params["Entries"]:
+            bus = entry.get("EventBusName", "default")
+            if bus != own.notify_event_bus:
+                found.append(Request("events:PutEvents", stage.event_bus_arn(bus)))
+            elif stage_bus := stage.env.get("GUARDIAN_NOTIFY_EVENT_BUS"):
+                found.append(Request("events:PutEvents", stage.event_bus_arn(stage_bus)))
+        return found
+    raise AssertionError(f"no request mapping for {call.service}:{call.operation}: add one here")
+
+
+def _dynamodb_requests(call: AwsCall, stage: Stage) -> list[Request]:
+    own, params = call.settings, call.params
+    tables = {own.lock_table: stage.env["GUARDIAN_LOCK_TABLE"], own.guardian_table: stage.env["GUARDIAN_TABLE"]}
+    partition_keys = {own.lock_table: "LockID", own.guardian_table: "pk"}
+
+    def request(action: str, table: str, items: Iterable[dict[str, Any]] | None) -> Request:
+        keys = None
+        if items is not None:
+            name = partition_keys.get(table, "")
+            keys = tuple(sorted({_leading_key(item.get(name, {}).get("S", ""), table, own, stage) for item in items}))
+        return Request(f"dynamodb:{action}", stage.table_arn(tables.get(table, table)), keys)
+
+    if call.operation == "TransactWriteItems":
+        # IAM authorizes each item of a transaction as the single-item action it is.
+        return [
+            request(TRANSACT_ACTIONS[kind], item["TableName"], [item.get("Key") or item["Item"]])
+            for action in params["TransactItems"]
+            for kind, item in action.items()
+        ]
+    if call.operation == "BatchWriteItem":
+        return [
+            request(
+                "BatchWriteItem",
+                table,
+                [write.get("PutRequest", {}).get("Item") or write["DeleteRequest"]["Key"] for write in writes],
+            )
+            for table, writes in params["RequestItems"].items()
+        ]
+    if call.operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        return [request(call.operation, params["TableName"], [params.get("Key") or params["Item"]])]
+    if call.operation == "Query":
+        name = partition_keys.get(params["TableName"], "")
+        return [request("Query", params["TableName"], [{name: _queried_partition(params, name)}])]
+    if call.operation == "Scan":
+        return [request("Scan", params["TableName"], None)]
+    raise AssertionError(f"no request mapping for dynamodb:{call.operation}: add one here")
+
+
+def _leading_key(value: str, table: str, own: Any, stage: Stage) -> str:
+    # Lock and digest items are named `<bucket>/<key>`: the run's bucket stands for the stage's there too.
+    prefix = f"{own.state_bucket}/"
+    return stage.bucket + "/" + value[len(prefix) :] if table == own.lock_table and value.startswith(prefix) else value
+
+
+def _queried_partition(params: dict[str, Any], name: str) -> dict[str, str]:
+    names = {alias: real for alias, real in params.get("ExpressionAttributeNames", {}).items()}
+    for attribute, placeholder in re.findall(r"(#?\w+)\s*=\s*(:\w+)", params["KeyConditionExpression"]):
+        if names.get(attribute, attribute) == name:
+            return dict(params["ExpressionAttributeValues"][placeholder])
+    raise AssertionError(f"no partition key in {params['KeyConditionExpression']!r}")
+
+
+@cache
+def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """IAM's wildcards: `*` any run of characters, `/` included; `?` any one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(regex, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
+def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    return _glob(pattern, ignore_case).fullmatch(value) is not None
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def conditions_hold(condition: dict[str, dict[str, Any]], request: Request) -> bool:
+    """The statement's conditions, as IAM evaluates them; one the checker cannot evaluate stops the test."""
+    for operator, keys in condition.items():
+        for key, patterns in keys.items():
+            assert key == "dynamodb:LeadingKeys", f"the checker does not know the condition key {key}: teach it"
+            values = request.leading_keys
+            hit = [any(matches(pattern, value) for pattern in as_list(patterns)) for value in values or ()]
+            if operator == "ForAllValues:StringLike":
+                held = all(hit)  # a request without the key, or with an empty set, passes: IAM's own rule
+            elif operator == "ForAnyValue:StringLike":
+                held = any(hit)
+            else:
+                raise AssertionError(f"the checker does not evaluate {operator}: teach it")
+            if not held:
+                return False
+    return True
+
+
+def applies(statement: dict[str, Any], request: Request) -> bool:
+    return (
+        any(matches(action, request.action, ignore_case=True) for action in as_list(statement["Action"]))
+        and any(matches(resource, request.resource) for resource in as_list(statement["Resource"]))
+        and conditions_hold(statement.get("Condition", {}), request)
+    )
+
+
+def allows(policy: dict[str, Any], request: Request) -> bool:
+    effects = {statement["Effect"] for statement in policy["Statement"] if applies(statement, request)}
+    return effects == {"Allow"}
+
+
+def denied(policy: dict[str, Any], requests: dict[Request, str]) -> list[str]:
+    """What the requests needed that the policy does not allow."""
+    return sorted(f"{request} (for {call})" for request, call in requests.items() if not allows(policy, request))
+
+
+def whole_run() -> None:
+    if len(AWS_CALLS) < 1000:
+        pytest.skip("run the whole suite: this checks the calls it made")
+
+
+@cache
+def calls_as(stage: Stage, function: str | None) -> dict[Request, str]:
+    return stage.requests(call for call in AWS_CALLS if call.function == function)
+
+
+STAGE_FUNCTIONS = [(stage, function) for stage in STAGES for function in FUNCTIONS]
+
+
+@pytest.mark.last
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_every_call_a_function_made_in_this_run_is_allowed_by_its_own_policy(stage: str, function: str) -> None:
+    whole_run()
+    made = sum(call.function == function for call in AWS_CALLS)
+    assert made >= MINIMUM_CALLS[function], f"the run made only {made} calls as {function}"
+    assert denied(Stage(stage).policy(function), calls_as(Stage(stage), function)) == []
+
+
+@pytest.mark.last
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_call_made_outside_a_handler_is_allowed_by_a_policy_of_the_stage(stage: str) -> None:
+    """A test that calls a service directly stands for whichever function calls it."""
+    whole_run()
+    assert {call.function for call in AWS_CALLS} - {None} <= set(FUNCTIONS)  # no call is left unchecked
+    policies = [Stage(stage).policy(function) for function in FUNCTIONS]
+    denied_calls = set()
+    for call in AWS_CALLS:
+        if call.function is None:
+            needed = requests_of(call, Stage(stage))
+            if not any(all(allows(policy, request) for request in needed) for policy in policies):
+                denied_calls.add(f"{call.service}:{call.operation}: " + ", ".join(map(str, needed)))
+    assert sorted(denied_calls) == []
+
+
+def narrowings(statement: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """The statement with one action removed, one resource or one condition pattern made to match nothing."""
+    for action in as_list(statement["Action"]):
+        yield f"removing {action}", {**statement, "Action": [a for a in as_list(statement["Action"]) if a != action]}
+    for resource in as_list(statement["Resource"]):
+        narrowed = [r + "#narrowed" if r == resource else r for r in as_list(statement["Resource"])]
+        yield f"narrowing the resource {resource}", {**statement, "Resource": narrowed}
+    for operator, keys in statement.get("Condition", {}).items():
+        for key, patterns in keys.items():
+            for pattern in as_list(patterns):
+                condition = copy.deepcopy(statement["Condition"])
+                condition[operator][key] = [p + "#narrowed" if p == pattern else p for p in as_list(patterns)]
+                yield f"narrowing {key} {pattern}", {**statement, "Condition": condition}
+
+
+@pytest.mark.last
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_narrowing_any_grant_the_function_used_fails_the_check(stage: str, function: str) -> None:
+    whole_run()
+    policy, made = Stage(stage).policy(function), calls_as(Stage(stage), function)
+    for index, statement in enumerate(policy["Statement"]):
+        used = {request: call for request, call in made.items() if applies(statement, request)}
+        for change, narrowed_statement in narrowings(statement):
+            narrowed = copy.deepcopy(policy)
+            narrowed["Statement"][index] = narrowed_statement
+            if all(applies(narrowed_statement, request) for request in used):
+                continue  # a grant this function's calls did not use: see the test below
+            assert denied(narrowed, used), f"{change} in {statement['Sid']} went unnoticed"
+
+
+@pytest.mark.last
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_each_function_is_granted_only_what_it_used_in_this_run(stage: str, function: str) -> None:
+    """Every action, resource and condition pattern of the function's policy was needed by one of its calls.
+
+    Lambda's own uses of the role, the channels (checked on exactly their resources below) and the delivery ledger
+    (checked for every function below) aside.
+    """
+    whole_run()
+    policy, made = Stage(stage).policy(function), calls_as(Stage(stage), function)
+    unused = []
+    for statement in policy["Statement"]:
+        if statement["Sid"] in LAMBDA_USES or set(as_list(statement["Action"])) <= CHANNEL_ACTIONS:
+            continue
+        used = [request for request in made if applies(statement, request)]
+        for change, narrowed in narrowings(statement):
+            if statement["Sid"] == "GuardianTable" and change.removeprefix("removing ") in LEDGER_ACTIONS:
+                continue
+            if all(applies(narrowed, request) for request in used):
+                unused.append(f"{statement['Sid']}: {change.removeprefix('removing ').removeprefix('narrowing ')}")
+    assert unused == []
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_every_function_may_keep_the_delivery_ledger_of_its_notifications(stage: str, function: str) -> None:
+    config = Stage(stage)
+    for action in LEDGER_ACTIONS:
+        assert allows(config.policy(function), Request(action, config.guardian_table_arn, ("delivery#0123abcd",)))
+
+
+def test_the_checker_evaluates_what_iam_would() -> None:
+    stage = Stage("dev")
+    bucket, table = f"arn:aws:s3:::{stage.bucket}", stage.lock_table_arn
+    policy: dict[str, Any] = {
+        "Statement": [
+            {"Sid": "Objects", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket}/*"},
+            {"Sid": "Locks", "Effect": "Allow", "Action": ["s3:DeleteObjectVersion"], "Resource": f"{bucket}/*.tflock"},
+            {"Sid": "One", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket}/env?/*"},
+            {
+                "Sid": "Digests",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem"],
+                "Resource": table,
+                "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{stage.bucket}/*-md5"]}},
+            },
+        ]
+    }
+    assert allows(policy, Request("s3:GetObject", f"{bucket}/a/b.tfstate"))
+    assert allows(policy, Request("S3:getobject", f"{bucket}/a/b.tfstate"))  # actions are case-insensitive
+    assert not allows(policy, Request("s3:GetObject", bucket))  # the bucket is not one of its objects
+    assert not allows(policy, Request("s3:GetObject", f"{bucket}-other/a.tfstate"))
+    assert allows(policy, Request("s3:DeleteObjectVersion", f"{bucket}/env:/prod/a.tfstate.tflock"))
+    assert not allows(policy, Request("s3:DeleteObjectVersion", f"{bucket}/a.tfstate"))
+    assert not allows(policy, Request("s3:DeleteObjectVersion", f"{bucket}/a.tflock.tfstate"))
+    assert allows(policy, Request("s3:PutObject", f"{bucket}/env:/prod/a.tfstate"))
+    assert not allows(policy, Request("s3:PutObject", f"{bucket}/env::/prod/a.tfstate"))
+    assert allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a.tfstate-md5",)))
+    assert not allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a.tfstate",)))
+    assert not allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a-md5", f"{stage.bucket}/a")))
+    assert not allows(policy, Request("dynamodb:PutItem", table, ("other/a.tfstate-md5",)))
+    assert not allows(policy, Request("dynamodb:PutItem", stage.guardian_table_arn, (f"{stage.bucket}/a-md5",)))
+    denying = {"Statement": [*policy["Statement"], {**policy["Statement"][0], "Effect": "Deny"}]}
+    assert not allows(denying, Request("s3:GetObject", f"{bucket}/a/b.tfstate"))
+
+
+def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
+    stage = Stage("dev")
+    run = Settings(state_bucket="b", lock_table="locks", lock_table_stream_arn="s", guardian_table="guardian")
+    transaction = AwsCall(
+        REAPER,
+        "dynamodb",
+        "TransactWriteItems",
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "guardian", "Item": {"pk": {"S": "delivery#1"}, "sk": {"S": "sns"}}}},
+                {"Delete": {"TableName": "locks", "Key": {"LockID": {"S": "b/prod/a.tfstate"}}}},
+            ]
+        },
+        run,
+    )
+    assert requests_of(transaction, stage) == [
+        Request("dynamodb:PutItem", stage.guardian_table_arn, ("delivery#1",)),
+        Request("dynamodb:DeleteItem", stage.lock_table_arn, (f"{stage.bucket}/prod/a.tfstate",)),
+    ]
+    batch = AwsCall(
+        REAPER,
+        "dynamodb",
+        "BatchWriteItem",
+        {"RequestItems": {"locks": [{"DeleteRequest": {"Key": {"LockID": {"S": "b/x"}}}},
+                                    {"PutRequest": {"Item": {"LockID": {"S": "other/y"}}}}]}},
+        run,
+    )  # fmt: skip
+    assert requests_of(batch, stage) == [
+        Request("dynamodb:BatchWriteItem", stage.lock_table_arn, (f"{stage.bucket}/x", "other/y"))
+    ]
+    read = AwsCall(REAPER, "s3", "GetObject", {"Bucket": "b", "Key": "a.tflock", "VersionId": "v"}, run)
+    assert requests_of(read, stage) == [
+        Request("s3:GetObjectVersion", stage.object_arn("a.tflock")),
+        Request("s3:ListBucket", f"arn:aws:s3:::{stage.bucket}"),
+    ]
+    elsewhere = AwsCall(REAPER, "s3", "DeleteObject", {"Bucket": "c", "Key": "a.tflock", "VersionId": "v"}, run)
+    assert requests_of(elsewhere, stage) == [Request("s3:DeleteObjectVersion", "arn:aws:s3:::c/a.tflock")]
+    query = AwsCall(
+        REAPER,
+        "dynamodb",
+        "Query",
+        {"TableName": "guardian", "KeyConditionExpression": "#pk = :pk AND sk > :sk",
+         "ExpressionAttributeNames": {"#pk": "pk"}, "ExpressionAttributeValues": {":pk": {"S": "lock#b/a"}}},
+        run,
+    )  # fmt: skip
+    assert requests_of(query, stage) == [Request("dynamodb:Query", stage.guardian_table_arn, ("lock#b/a",))]
+
+
+def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
+    """Each way to read or change a state, a lock or a digest, and the functions that may."""
+    state, lockfile, path = "prod/app.tfstate", "prod/app.tfstate.tflock", f"{stage.bucket}/prod/app.tfstate"
+    bucket, table, other = f"arn:aws:s3:::{stage.bucket}", stage.lock_table_arn, "other/prod/app.tfstate"
+    everyone_but_the_stream = set(FUNCTIONS) - {LOCK_EVENTS}
+    return {
+        "list the states": (Request("s3:ListBucket", bucket), everyone_but_the_stream),
+        "list their versions": (Request("s3:ListBucketVersions", bucket), everyone_but_the_stream),
+        "read a state": (Request("s3:GetObject", stage.object_arn(state)), {STATE_EVENTS, API_FUNCTION}),
+        "read a state version": (
+            Request("s3:GetObjectVersion", stage.object_arn(state)),
+            {STATE_EVENTS, DIGESTS, API_FUNCTION},
+        ),
+        "read a lockfile": (Request("s3:GetObject", stage.object_arn(lockfile)), {STATE_EVENTS, REAPER, API_FUNCTION}),
+        "read another bucket's state": (Request("s3:GetObject", f"arn:aws:s3:::{other}"), set()),
+        "write a state": (Request("s3:PutObject", stage.object_arn(state)), {API_FUNCTION}),
+        "create a lockfile": (Request("s3:PutObject", stage.object_arn(lockfile)), {API_FUNCTION}),
+        "delete a state": (Request("s3:DeleteObject", stage.object_arn(state)), set()),
+        "delete a state version": (Request("s3:DeleteObjectVersion", stage.object_arn(state)), set()),
+        "delete a lockfile": (Request("s3:DeleteObject", stage.object_arn(lockfile)), set()),
+        "delete a lockfile version": (
+            Request("s3:DeleteObjectVersion", stage.object_arn(lockfile)),
+            {API_FUNCTION, REAPER},
+        ),
+        "delete another bucket's lockfile version": (
+            Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{other}.tflock"),
+            set(),
+        ),
+        "scan the lock table": (Request("dynamodb:Scan", table), {REAPER, API_FUNCTION}),
+        "read a lock": (Request("dynamodb:GetItem", table, (path,)), {API_FUNCTION}),
+        "read another bucket's lock": (Request("dynamodb:GetItem", table, (other,)), set()),
+        "take a lock": (Request("dynamodb:PutItem", table, (path,)), {API_FUNCTION}),
+        "release a lock": (Request("dynamodb:DeleteItem", table, (path,)), {API_FUNCTION, REAPER}),
+        "release another bucket's lock": (Request("dynamodb:DeleteItem", table, (other,)), set()),
+        "update a lock item": (Request("dynamodb:UpdateItem", table, (path,)), set()),
+        "read a digest": (
+            Request("dynamodb:GetItem", table, (path + "-md5",)),
+            {STATE_EVENTS, DIGESTS, API_FUNCTION},
+        ),
+        "write a digest": (Request("dynamodb:PutItem", table, (path + "-md5",)), {API_FUNCTION, DIGESTS}),
+        "write another bucket's digest": (Request("dynamodb:PutItem", table, (other + "-md5",)), set()),
+        "write several lock items at once": (Request("dynamodb:BatchWriteItem", table, (path,)), set()),
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_function_may_read_and_change_only_what_it_is_meant_to(stage: str) -> None:
+    config = Stage(stage)
+    for access, (request, functions) in intended_access(config).items():
+        allowed = {function for function in FUNCTIONS if allows(config.policy(function), request)}
+        assert allowed == functions, access
+
+
+def stage_resources(stage: Stage, function: str) -> set[str]:
+    """Everything a function's policy may name: the stage's own resources, and its own log group."""
+    bucket = f"arn:aws:s3:::{stage.bucket}"
+    resources = {bucket, f"{bucket}/*", f"{bucket}/*.tflock", stage.lock_table_arn, stage.guardian_table_arn}
+    resources |= {resource for _, resource in channel_grants(stage.env)} | {stage.log_group_arn(function)}
+    if function == STREAM_HANDLER:
+        queue = dead_letter_queue_name(load_stage(CHALICE / "config.json", stage.name))
+        resources |= {
+            stage.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"],
+            f"arn:aws:sqs:{stage.region}:{stage.account}:{queue}",
+        }
+    return resources
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_no_wildcards_beyond_the_buckets_objects_and_the_functions_own_log_streams(stage: str, function: str) -> None:
+    config = Stage(stage)
+    wild = {f"arn:aws:s3:::{config.bucket}/*", f"arn:aws:s3:::{config.bucket}/*.tflock", config.log_group_arn(function)}
+    for statement in config.policy(function)["Statement"]:
+        assert statement["Effect"] == "Allow", statement["Sid"]
+        assert not any(set(action) & {"*", "?"} for action in as_list(statement["Action"])), statement["Sid"]
+        for resource in as_list(statement["Resource"]):
+            assert resource in stage_resources(config, function), statement["Sid"]
+            assert resource in wild or not set(resource) & {"*", "?"}, statement["Sid"]
+        for keys in statement.get("Condition", {}).values():
+            for patterns in keys.values():
+                # Wildcards only within the keys of the stage's own bucket.
+                assert all(pattern.startswith(f"{config.bucket}/") for pattern in as_list(patterns)), statement["Sid"]
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_each_function_writes_its_own_logs_only(stage: str, function: str) -> None:
+    config = Stage(stage)
+    logs = [s for s in config.policy(function)["Statement"] if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    assert [as_list(statement["Resource"]) for statement in logs] == [[config.log_group_arn(function)]]
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_only_the_stream_handler_reads_the_stream_and_feeds_the_dead_letter_queue(stage: str, function: str) -> None:
+    config = Stage(stage)
+    sids = {statement["Sid"] for statement in config.policy(function)["Statement"]}
+    lambdas = {"LockTableStream", "StreamDeadLetterQueue"}
+    assert sids & lambdas == (lambdas if function == STREAM_HANDLER else set())
+    stream = config.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"]
+    for statement in config.policy(function)["Statement"]:
+        resources = as_list(statement["Resource"])
+        assert stream not in resources or statement["Sid"] == "LockTableStream"
+        assert (
+            not any(a.startswith("sqs:") for a in as_list(statement["Action"]))
+            or statement["Sid"] == "StreamDeadLetterQueue"
+        )
 
 
 def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
@@ -148,18 +630,19 @@ def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
     return grants
 
 
-def policy_channel_grants(path: Path) -> set[tuple[str, str]]:
+def policy_channel_grants(policy: dict[str, Any]) -> set[tuple[str, str]]:
     grants = set()
-    for statement in json.loads(path.read_text())["Statement"]:
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        grants |= {(a, r) for a in statement["Action"] if a in CHANNEL_ACTIONS for r in resources}
+    for statement in policy["Statement"]:
+        actions = as_list(statement["Action"])
+        grants |= {(a, r) for a in actions if a in CHANNEL_ACTIONS for r in as_list(statement["Resource"])}
     return grants
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_each_configured_channel_and_no_other_is_allowed_on_exactly_its_resource(stage: str) -> None:
-    policy = Path(__file__).resolve().parents[1] / ".chalice" / f"policy-{stage}.json"
-    assert policy_channel_grants(policy) == channel_grants(stage_environment(stage))
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_each_configured_channel_and_no_other_is_allowed_on_exactly_its_resource(stage: str, function: str) -> None:
+    """Every function notifies: each gets every channel the stage configures."""
+    config = Stage(stage)
+    assert policy_channel_grants(config.policy(function)) == channel_grants(config.env)
 
 
 def test_the_channel_mapping_sees_every_channel() -> None:
@@ -177,17 +660,34 @@ def test_the_channel_mapping_sees_every_channel() -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_deploys_its_hand_written_policy(stage: str) -> None:
-    stage_config = CONFIG["stages"][stage]
-    assert stage_config.get("autogen_policy", CONFIG.get("autogen_policy")) is False
-    assert stage_config.get("iam_policy_file") == f"policy-{stage}.json"
+def test_each_function_deploys_a_hand_written_policy_of_its_own(stage: str) -> None:
+    config = Stage(stage)
+    assert all(config.chalice_config(function).autogen_policy is False for function in FUNCTIONS)
+    # No policy for the whole stage: a new function without its own would fail to deploy, not inherit another's.
+    assert "iam_policy_file" not in CONFIG and "iam_policy_file" not in CONFIG["stages"][stage]
+    files = {function: config.chalice_config(function).iam_policy_file for function in FUNCTIONS}
+    assert files == {function: f"policy-{stage}-{function}.json" for function in FUNCTIONS}
+    assert all(config.policy_path(function).is_file() for function in FUNCTIONS)
+
+
+def test_every_policy_file_is_one_a_function_deploys() -> None:
+    deployed = {f"policy-{stage}-{function}.json" for stage, function in STAGE_FUNCTIONS}
+    assert {path.name for path in CHALICE.glob("policy*.json")} == deployed
+
+
+def test_each_event_function_is_named_after_its_handler() -> None:
+    """Chalice deploys `<app>-<stage>-<name>`; the calls of this run are recorded under the handler's name."""
+    for name, decorator in handlers():
+        assert not isinstance(decorator, ast.Call) or all(k.arg != "name" for k in decorator.keywords), name
 
 
 def test_no_function_outlives_a_delivery_lease() -> None:
     """A Lambda still delivering after its claim's lease ran out could deliver twice alongside a retry."""
-    places = [CONFIG, *CONFIG["stages"].values()]
-    timeouts = [place.get("lambda_timeout", 60) for place in places]  # Chalice's default is 60 s
-    timeouts += [
-        function.get("lambda_timeout", 0) for place in places for function in place.get("lambda_functions", {}).values()
-    ]
+    # As Chalice looks each one up: the function's own in the stage, the stage's, the function's own, the app's, 60 s.
+    timeouts = [Stage(stage).chalice_config(function).lambda_timeout for stage, function in STAGE_FUNCTIONS]
     assert max(timeouts) < LEASE_S
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_every_function_runs_with_the_timeout_the_delivery_lease_is_set_for(stage: str, function: str) -> None:
+    assert Stage(stage).chalice_config(function).lambda_timeout == LAMBDA_TIMEOUT_S
