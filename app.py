@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import (
     BadRequestError,
@@ -21,11 +21,16 @@ from chalice.app import (
     S3Event,
 )
 
+from chalicelib import invocation
 from chalicelib.composition import container
 from chalicelib.errors import InvalidRequestError
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import event_sources
 
+if TYPE_CHECKING:
+    from chalicelib.domain.access import Scope
+
+UNKNOWN_CALLER = "unknown caller"
 app = Chalice(app_name="tfstate-guardian", configure_logs=False)
 sources = event_sources()
 iam = IAMAuthorizer()
@@ -33,14 +38,17 @@ iam = IAMAuthorizer()
 
 @app.middleware("all")
 def observe(event: Any, get_response: Any) -> Any:
-    """Attach the request id to every log line and flush the metrics of each invocation."""
+    """Attach the request id to every log line, note the invocation's deadline, flush its metrics."""
     context = getattr(event, "context", None) or getattr(app, "lambda_context", None)
     request_id = getattr(context, "aws_request_id", None)
     if request_id:
         logger.append_keys(request_id=request_id)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    invocation.begin(remaining() if remaining else None)
     try:
         return get_response(event)
     finally:
+        invocation.end()
         if metrics.metric_set:
             metrics.flush_metrics()
         logger.remove_keys(["request_id"])
@@ -73,15 +81,14 @@ def reap_stale_locks(event: CloudWatchEvent) -> None:
 
 @app.route("/locks/reap", methods=["POST"], authorizer=iam)
 def reap_locks_now() -> Response:
-    def reap() -> dict[str, Any]:
+    def reap(scope: Scope) -> dict[str, Any]:
         body = _json_body() or {}
         dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
         if not isinstance(dry_run, bool):
             raise InvalidRequestError('the body must be a JSON object like {"dry_run": true}')
-        outcomes = container().reaper.run(datetime.now(UTC), dry_run=dry_run)
-        return {"dry_run": dry_run, "locks": [outcome.to_dict() for outcome in outcomes]}
+        return container().queries.reap(datetime.now(UTC), dry_run, scope)
 
-    return _answer(reap)
+    return _answer(reap, action="reap")
 
 
 @app.route("/rollback", methods=["POST"], authorizer=iam, content_types=["application/json"])
@@ -89,42 +96,45 @@ def rollback() -> Response:
     from chalicelib.domain.rollback import RollbackRequest
 
     return _answer(
-        lambda: container().rollbacks.rollback(
-            RollbackRequest.parse(_json_body()),
-            caller=_caller(),
-            now=datetime.now(UTC),
-        )
+        lambda scope: container().rollbacks.rollback(
+            RollbackRequest.parse(_json_body()), scope=scope, now=datetime.now(UTC)
+        ),
+        action="rollback",
     )
 
 
 @app.route("/states", methods=["GET"], authorizer=iam)
 def list_states() -> Response:
-    return _answer(lambda: {"states": container().queries.states(_param("prefix", required=False))})
+    return _answer(lambda scope: {"states": container().queries.states(_param("prefix", required=False), scope)})
 
 
 @app.route("/states/versions", methods=["GET"], authorizer=iam)
 def list_state_versions() -> Response:
-    return _answer(lambda: {"key": _param("key"), "versions": container().queries.versions(_param("key"))})
+    return _answer(lambda scope: {"key": _param("key"), "versions": container().queries.versions(_param("key"), scope)})
 
 
 @app.route("/states/diff", methods=["GET"], authorizer=iam)
 def diff_state_versions() -> Response:
-    return _answer(lambda: container().queries.diff(_param("key"), _param("from"), _param("to")))
+    return _answer(lambda scope: container().queries.diff(_param("key"), _param("from"), _param("to"), scope))
 
 
 @app.route("/states/digest", methods=["POST"], authorizer=iam)
 def repair_state_digest() -> Response:
-    return _answer(lambda: container().queries.repair_digest(_param("key")))
+    return _answer(
+        lambda scope: container().queries.repair_digest(_param("key"), scope, datetime.now(UTC)), action="repair"
+    )
 
 
 @app.route("/locks", methods=["GET"], authorizer=iam)
 def list_locks() -> Response:
-    return _answer(lambda: {"locks": container().queries.locks(datetime.now(UTC))})
+    return _answer(lambda scope: {"locks": container().queries.locks(datetime.now(UTC), scope)})
 
 
 @app.route("/locks", methods=["DELETE"], authorizer=iam)
 def force_unlock() -> Response:
-    return _answer(lambda: container().queries.force_unlock(_param("key"), _param("lock_id")))
+    return _answer(
+        lambda scope: container().queries.force_unlock(_param("key"), _param("lock_id"), scope), action="unlock"
+    )
 
 
 def _param(name: str, *, required: bool = True) -> str:
@@ -146,23 +156,27 @@ def _caller() -> str:
     """The IAM identity that signed the request, as API Gateway passes it on."""
     request = app.current_request
     identity = (request.context.get("identity") or {}) if request else {}
-    return str(identity.get("userArn") or identity.get("caller") or "unknown caller")
+    return str(identity.get("userArn") or identity.get("caller") or UNKNOWN_CALLER)
 
 
-def _answer(call: Callable[[], dict[str, Any]]) -> Response:
-    """Run a route's work through the API's error table and `Idempotency-Key` handling."""
+def _answer(call: Callable[[Scope], dict[str, Any]], *, action: str = "read") -> Response:
+    """Run a route's work for the caller's scope, through the API's error table and `Idempotency-Key` handling."""
     from chalicelib.api import answer
 
     request = app.current_request
     if request is None:
         raise InvalidRequestError("no request")
+    guardian = container()
+    scope = guardian.access.scope_for(_caller())
     status, body = answer(
-        call,
+        lambda: call(scope),
+        authorize=lambda: scope.require(action),
         method=request.method,
         path=request.path,
+        caller=scope.caller,
         idempotency_key=request.headers.get("idempotency-key"),
         fingerprint_of=lambda: [request.query_params, request.raw_body],
-        ledger=container().guardian_table,
+        ledger=guardian.guardian_table,
     )
     return Response(body=body, status_code=status)
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from chalicelib import composition
+from chalicelib.domain.access import Scope
 from chalicelib.domain.notifications import Notification
 from chalicelib.services.lock_reaper import ReapOutcome
 from local_stack.backend_blocks import backend_block_modern
@@ -186,8 +187,8 @@ class GuardianLoop:
         reaper = composition.container().reaper
         run = reaper.run
 
-        def counted(now: datetime, *, dry_run: bool | None = None) -> list[ReapOutcome]:
-            outcomes = run(now, dry_run=dry_run)
+        def counted(now: datetime, *, dry_run: bool | None = None, scope: Scope | None = None) -> list[ReapOutcome]:
+            outcomes = run(now, dry_run=dry_run, scope=scope)
             self.verdicts.update(outcome.judgement.verdict.value for outcome in outcomes)
             return outcomes
 

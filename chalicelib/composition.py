@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
     from chalicelib.adapters.guardian_table import GuardianTable
     from chalicelib.adapters.s3_state_bucket import S3StateBucket
+    from chalicelib.domain.access import AccessPolicy
     from chalicelib.services.bucket_events import BucketEventRouter
     from chalicelib.services.digest_checks import DigestCheckService
     from chalicelib.services.lock_lifecycle import LockLifecycleService
@@ -158,7 +159,6 @@ class Container:
             self.state_bucket,
             self.guardian_table,
             self.notifier,
-            self.digests,
             policy=self.settings.reaper,
             liveness_checks=checks,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
@@ -173,7 +173,6 @@ class Container:
             self.lock_table,
             self.guardian_table,
             self.notifier,
-            allowed_prefixes=self.settings.api_key_prefixes,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 
@@ -186,7 +185,16 @@ class Container:
             self.lock_table,
             self.reaper,
             state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
-            allowed_prefixes=self.settings.api_key_prefixes,
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+        )
+
+    @cached_property
+    def access(self) -> AccessPolicy:
+        from chalicelib.domain.access import AccessPolicy
+
+        return AccessPolicy(
+            deployment_prefixes=self.settings.api_key_prefixes,
+            rules=self.settings.api_callers,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 

@@ -44,7 +44,11 @@ class InvalidRequestError(GuardianError):
 
 
 class NotAllowedError(GuardianError):
-    """An API request names a bucket or key outside the allowed ones."""
+    """The caller may not take this action, or not on this key; `rule` names the setting or rule that refused."""
+
+    def __init__(self, message: str, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class StateLockedError(GuardianError):

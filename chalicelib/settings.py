@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.errors import SettingsError
 
 if TYPE_CHECKING:
+    from chalicelib.domain.access import CallerRule
     from chalicelib.domain.staleness import ReaperPolicy
 
 DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
@@ -47,13 +48,14 @@ class Settings:
     state_key_prefixes: tuple[str, ...] = ()
     removed_resources_warning: int = 5
     state_header_bytes: int = 4096
-    max_state_bytes: int = 64 * 1024 * 1024
+    max_state_bytes: int = 256 * 1024 * 1024
     channel_attempts: int = 3
     digest_grace_s: int = 30
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
     reaper: ReaperPolicy = field(default_factory=_reaper_policy)
     liveness_url: str | None = None
     api_key_prefixes: tuple[str, ...] = ()
+    api_callers: tuple[CallerRule, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,8 +82,9 @@ class Settings:
                 max_releases=_positive_int(env, "GUARDIAN_REAP_MAX_PER_RUN", 5, minimum=0),
                 dry_run=_flag(env, "GUARDIAN_REAP_DRY_RUN"),
             ),
-            liveness_url=_optional(env, "GUARDIAN_LIVENESS_URL"),
+            liveness_url=_liveness_url(env),
             api_key_prefixes=_list(env, "GUARDIAN_API_KEY_PREFIXES", (), strip=" "),
+            api_callers=_caller_rules(env, "GUARDIAN_API_CALLERS"),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),
@@ -89,7 +92,7 @@ class Settings:
             state_key_prefixes=_list(env, "GUARDIAN_STATE_KEY_PREFIXES", (), strip=" "),
             removed_resources_warning=_positive_int(env, "GUARDIAN_REMOVED_RESOURCES_WARNING", 5, minimum=0),
             state_header_bytes=_positive_int(env, "GUARDIAN_STATE_HEADER_BYTES", 4096),
-            max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 64 * 1024 * 1024),
+            max_state_bytes=_positive_int(env, "GUARDIAN_MAX_STATE_BYTES", 256 * 1024 * 1024),
             channel_attempts=_positive_int(env, "GUARDIAN_CHANNEL_ATTEMPTS", 3),
             digest_grace_s=_positive_int(env, "GUARDIAN_DIGEST_GRACE_S", 30, minimum=0),
             quiet_operations=frozenset(
@@ -128,6 +131,15 @@ def _required(env: Mapping[str, str], name: str) -> str:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _liveness_url(env: Mapping[str, str]) -> str | None:
+    template = _optional(env, "GUARDIAN_LIVENESS_URL")
+    if template is None:
+        return None
+    from chalicelib.adapters.http_liveness import check_liveness_url  # noqa: PLC0415 - only when one is set
+
+    return check_liveness_url(template)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -185,6 +197,13 @@ def _routes(env: Mapping[str, str], name: str) -> dict[str, frozenset[str]]:
             raise SettingsError(f"{name} must look like slack=state.changed,state.deleted;sns=*")
         routes[channel.strip()] = kinds
     return routes
+
+
+def _caller_rules(env: Mapping[str, str], name: str) -> tuple[CallerRule, ...]:
+    from chalicelib.domain.access import parse_caller_rules  # noqa: PLC0415 - the API's concern, on first use
+
+    raw = env.get(name, "").strip()
+    return parse_caller_rules(raw, name) if raw else ()
 
 
 def _durations(env: Mapping[str, str], name: str) -> tuple[tuple[str, timedelta], ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from chalice.app import DynamoDBEventConfig, S3EventConfig, ScheduledEventConfig
+
+from chalicelib.services.notifier import LAMBDA_TIMEOUT_S
 
 
 @dataclass
@@ -23,9 +26,11 @@ class LocalLambdaContext:
     invoked_function_arn: str = ""
     log_group_name: str = ""
     log_stream_name: str = ""
+    timeout_s: float = LAMBDA_TIMEOUT_S  # as deployed: every function's `lambda_timeout`
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
 
 
 Handler = Callable[[dict[str, Any], Any], Any]

@@ -14,10 +14,11 @@ from typing import Any, TextIO
 
 import boto3
 from chalice.config import Config
-from chalice.local import LocalChalice, LocalDevServer, create_local_server
+from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
 from chalicelib import composition
 from chalicelib.settings import Settings, load_settings
+from local_stack.acting import ActingRequestHandler
 from local_stack.emulator import HOST, MotoServer, check_port_free, free_port
 from local_stack.lambda_runtime import AppHandlers, invoke
 from local_stack.provision import Resources, provision
@@ -127,10 +128,10 @@ class LocalStack:
     def _start_api(self, port: int) -> None:
         assert self.app is not None
         config = Config.create(chalice_app=self.app.app, app_name="tfstate-guardian", chalice_stage="local")
-        if isinstance(self.app.app, LocalChalice):  # made local once already in this process
-            self._api_server = LocalDevServer(self.app.app, config, HOST, port)
-        else:
-            self._api_server = create_local_server(self.app.app, config, HOST, port)
+        if not isinstance(self.app.app, LocalChalice):  # as `create_local_server` makes the app serve locally
+            CustomLocalChalice.__bases__ = (LocalChalice, self.app.app.__class__)
+            self.app.app.__class__ = CustomLocalChalice
+        self._api_server = LocalDevServer(self.app.app, config, HOST, port, handler_cls=ActingRequestHandler)
         thread = threading.Thread(target=self._api_server.serve_forever, name="rest-api", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -183,6 +184,20 @@ class LocalStack:
             self._stream_attempts = 0
             self._poller.acknowledge(batch)
         return invocations
+
+    def take_events(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The S3 events and stream batches waiting, taken out of the stack for a caller to deliver by hand (as a
+        test that stops an invocation half-way does); `pump` will not deliver them again."""
+        assert self._watcher is not None and self._poller is not None
+        with self._pump_lock:
+            records = self._poller.poll()
+            self._poller.acknowledge(records)
+            batches = [
+                {"Records": [without_local_fields(r) for r in records[start : start + BATCH_SIZE]
+                             if not is_unchanged_modify(r)]}
+                for start in range(0, len(records), BATCH_SIZE)
+            ]  # fmt: skip
+            return self._watcher.poll(), [batch for batch in batches if batch["Records"]]
 
     def run_scheduled(self) -> int:
         """Run every scheduled job once, with a scheduled event in the EventBridge shape."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -91,14 +91,21 @@ class DynamoLockTable:
             f"lock {state_path}",
         )
 
-    def put_digest_if_unchanged(self, state_path: str, digest: str, stored: str) -> bool:
-        """Set the digest only if it still is `stored`: a digest Terraform wrote meanwhile is never overwritten."""
+    def put_digest_if(self, state_path: str, digest: str, *, expected: str | None) -> bool:
+        """Set the digest only if it still is `expected` (None: only if there is none): a digest Terraform wrote
+        meanwhile is never overwritten."""
+        if expected is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(LockID)"}
+        else:
+            condition = {
+                "ConditionExpression": "Digest = :stored",
+                "ExpressionAttributeValues": {":stored": {"S": expected}},
+            }
         return conditional_write(
             lambda: self._client.put_item(
                 TableName=self.name,
                 Item={"LockID": {"S": state_path + DIGEST_SUFFIX}, "Digest": {"S": digest}},
-                ConditionExpression="Digest = :stored",
-                ExpressionAttributeValues={":stored": {"S": stored}},
+                **condition,
             ),
             f"write the digest of {state_path}",
         )

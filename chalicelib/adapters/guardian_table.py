@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from datetime import UTC, datetime
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import conditional_write, translate
+from chalicelib.domain.deliveries import DeliveryClaims
 from chalicelib.domain.digests import DigestIntent, DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
 from chalicelib.domain.notifications import Notification
+from chalicelib.domain.payload_budget import fit
 from chalicelib.domain.staleness import HeldLock, StaleRecord
 from chalicelib.errors import IdempotencyConflictError, MalformedEventError, TransientAwsError
 
@@ -32,6 +35,8 @@ TRANSACTION_ITEMS = 100
 BATCH_WRITE_ITEMS = 25
 BATCH_WRITE_ATTEMPTS = 5
 IDEMPOTENCY_HOURS = 24
+# An item holds at most 400 KB; what is left of that beside its key and other attributes.
+MAX_ANSWER_BYTES = 350_000
 # Never claimed, or claimed by an invocation whose lease ran out before it completed or released the claim.
 _CLAIMABLE = "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)"
 
@@ -43,13 +48,16 @@ class GuardianTable:
         self._client = client
         self.name = table
 
-    def claim_deliveries(self, notification_ids: list[str], channel: str, *, now: float, lease_s: float) -> set[str]:
-        """Take the right to deliver each notification to one channel; the ids whose right was taken.
+    def claim_deliveries(
+        self, notification_ids: list[str], channel: str, *, now: float, lease_s: float
+    ) -> DeliveryClaims:
+        """Take the right to deliver each notification to one channel, for `lease_s` seconds.
 
-        An id is left out when it was delivered already, or another invocation holds an unexpired lease on it.
-        The claims go in transactions of up to 100: one request for a whole stream batch.
+        A claim fails when the notification was delivered already, or another invocation holds an unexpired lease
+        on it; each refused claim is read back to tell the two apart. The claims go in transactions of up to 100:
+        one request for a whole stream batch.
         """
-        claimed: set[str] = set()
+        claims = DeliveryClaims()
         expires = str(int(now) + DELIVERY_RECORD_DAYS * 86400)
         unique = list(dict.fromkeys(notification_ids))
         for start in range(0, len(unique), TRANSACTION_ITEMS):
@@ -75,10 +83,28 @@ class GuardianTable:
                 ]
                 refused = self._transact(actions, "claim deliveries")
                 if not refused:
-                    claimed.update(pending)
+                    claims.claimed.update(pending)
                     break
+                for position in sorted(refused):
+                    self._note_refused_claim(pending[position], channel, now, claims)
                 pending = [nid for position, nid in enumerate(pending) if position not in refused]
-        return claimed
+        return claims
+
+    def _note_refused_claim(self, notification_id: str, channel: str, now: float, claims: DeliveryClaims) -> None:
+        try:
+            item = self._client.get_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read a delivery claim in {self.name}") from exc
+        if item is not None and item.get("status", {}).get("S") == SENT:
+            claims.delivered.add(notification_id)
+        elif item is not None:
+            claims.leased[notification_id] = float(item.get("lease_until", {}).get("N", now))
+        else:  # released between the claim and the read: claimable on the next attempt, which is at once
+            claims.leased[notification_id] = now
 
     def complete_deliveries(self, notification_ids: list[str], channel: str, *, now: float) -> None:
         """Record that the notifications reached the channel: later claims of them fail."""
@@ -387,49 +413,62 @@ class GuardianTable:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"forget a stale lock in {self.name}") from exc
 
-    def begin_request(self, scope: str, key: str, fingerprint: str, now: float) -> dict[str, Any] | None:
+    def begin_request(
+        self, scope: str, key: str, fingerprint: str, now: float, lease_s: float
+    ) -> dict[str, Any] | None:
         """Start the request an `Idempotency-Key` names; the first answer if it was already given.
 
-        Raises `IdempotencyConflictError` if the key was used for another request, or its first use is still
-        running.
+        A request killed mid-way leaves its record pending: once its lease has run out, a retry takes it over.
+        Raises `IdempotencyConflictError` if the key was used for another request, or its first use may still run.
         """
         item_key = {"pk": {"S": f"idempotency#{scope}#{key}"}, "sk": {"S": "request"}}
-        try:
-            self._client.put_item(
+        started = conditional_write(
+            lambda: self._client.put_item(
                 TableName=self.name,
                 Item={
                     **item_key,
                     "fingerprint": {"S": fingerprint},
                     "status": {"S": PENDING},
+                    "lease_until": {"N": str(now + lease_s)},
                     "expires_at": {"N": str(int(now) + IDEMPOTENCY_HOURS * 3600)},
                 },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+                ConditionExpression=_CLAIMABLE,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"N": str(now)}},
+            ),
+            f"record a request in {self.name}",
+        )
+        if started:
             return None
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise translate(exc, f"record a request in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"record a request in {self.name}") from exc
         try:
             item = self._client.get_item(TableName=self.name, Key=item_key, ConsistentRead=True).get("Item", {})
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"read a request in {self.name}") from exc
         if item.get("fingerprint", {}).get("S") != fingerprint:
             raise IdempotencyConflictError("this Idempotency-Key was used for another request")
-        if item.get("status", {}).get("S") != SENT or "response" not in item:
-            raise IdempotencyConflictError("a request with this Idempotency-Key is still running; try again soon")
-        return dict(json.loads(item["response"]["S"]))
+        if item.get("status", {}).get("S") == SENT:
+            if "answer" in item:
+                return dict(json.loads(gzip.decompress(item["answer"]["B"])))
+            if "response" in item:  # kept by an earlier version of the guardian
+                return dict(json.loads(item["response"]["S"]))
+        wait = max(0, round(float(item.get("lease_until", {}).get("N", now)) - now))
+        raise IdempotencyConflictError(
+            f"a request with this Idempotency-Key is still running; try again in {wait + 1} s"
+        )
 
     def finish_request(self, scope: str, key: str, response: dict[str, Any]) -> None:
-        """Keep the answer, so that a retry with the same key gets it instead of doing the work again."""
+        """Keep the answer, so that a retry with the same key gets it instead of doing the work again.
+
+        The answer is kept compressed; one that would not fit an item even so is kept with its longest lists
+        trimmed and `truncated` set.
+        """
         try:
             self._client.update_item(
                 TableName=self.name,
                 Key={"pk": {"S": f"idempotency#{scope}#{key}"}, "sk": {"S": "request"}},
-                UpdateExpression="SET #status = :sent, #response = :response",
-                ExpressionAttributeNames={"#status": "status", "#response": "response"},
-                ExpressionAttributeValues={":sent": {"S": SENT}, ":response": {"S": json.dumps(response)}},
+                UpdateExpression="SET #status = :sent, answer = :answer REMOVE lease_until",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":sent": {"S": SENT}, ":answer": {"B": _storable_answer(response)}},
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"record an answer in {self.name}") from exc
@@ -442,6 +481,16 @@ class GuardianTable:
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"forget a request in {self.name}") from exc
+
+
+def _storable_answer(response: dict[str, Any]) -> bytes:
+    """The answer gzipped, within what one item can hold beside its key; long lists are trimmed to fit."""
+    fitted = fit(response, MAX_ANSWER_BYTES, lambda answer: len(_packed(answer)), under=None)
+    return _packed(fitted)
+
+
+def _packed(answer: dict[str, Any]) -> bytes:
+    return gzip.compress(json.dumps(answer, separators=(",", ":")).encode(), mtime=0)
 
 
 def _stale_key(held: HeldLock) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
-from chalicelib.domain.state_index import DECODED, StateIndex, index_state
+from chalicelib.domain.state_index import DECODED, StateIndex, index_state, state_header
 from chalicelib.domain.state_keys import LOCKFILE_SUFFIX
 from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoundError, StateTooLargeError
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CHUNK_BYTES = 1 << 18
-LOCKFILE_MAX_BYTES = 64 * 1024
+LOCKFILE_MAX_BYTES = 64 * 1024  # a LockInfo is a few hundred bytes: a larger `.tflock` is never read whole
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,11 @@ class S3StateBucket:
         self._header_bytes = header_bytes
         self._max_state_bytes = max_state_bytes
 
-    def read_header(self, key: str, version_id: str | None) -> StateHeader:
-        """The header of one state version, from a ranged read of its first bytes when that suffices."""
+    def read_header(self, key: str, version_id: str | None, *, any_size: bool = False) -> StateHeader:
+        """The header of one state version, from a ranged read of its first bytes when that suffices.
+
+        `any_size` reads the header of a state larger than the maximum too: it never holds more than a chunk.
+        """
         try:
             response = self._client.get_object(
                 **_address(self.name, key, version_id), Range=f"bytes=0-{self._header_bytes - 1}"
@@ -75,14 +78,14 @@ class S3StateBucket:
         except BotoCoreError as exc:
             raise translate(exc, f"read s3://{self.name}/{key}") from exc
         total = _total_size(response.get("ContentRange"), len(head))
-        if total > self._max_state_bytes:
+        if total > self._max_state_bytes and not any_size:
             raise StateTooLargeError(f"{total} bytes is more than the maximum of {self._max_state_bytes}")
         if total <= len(head):
             return parse_state_header(head, complete=True)
         try:
             return parse_state_header(head, complete=False)
-        except HeaderIncomplete:
-            return parse_state_header(b"".join(self._chunks(key, version_id)), complete=True)
+        except HeaderIncomplete:  # rare: a streaming read of it all, never the whole state in memory
+            return state_header(lambda: self._chunks(key, version_id, any_size=any_size))
 
     def read_index(self, key: str, version_id: str | None, *, like: StateIndex | None = None) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
@@ -108,14 +111,14 @@ class S3StateBucket:
             digest.update(chunk)
         return digest.hexdigest()
 
-    def _chunks(self, key: str, version_id: str | None) -> Iterator[bytes]:
+    def _chunks(self, key: str, version_id: str | None, *, any_size: bool = False) -> Iterator[bytes]:
         """One object version's bytes, streamed in chunks; refuses one larger than the maximum state size."""
         action = f"read s3://{self.name}/{key}"
         try:
             response = self._client.get_object(**_address(self.name, key, version_id))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, action) from exc
-        if response["ContentLength"] > self._max_state_bytes:
+        if response["ContentLength"] > self._max_state_bytes and not any_size:
             response["Body"].close()
             raise StateTooLargeError(
                 f"{response['ContentLength']} bytes is more than the maximum of {self._max_state_bytes}"
@@ -131,12 +134,11 @@ class S3StateBucket:
         """The LockInfo in one `.tflock` object version; raises `MalformedEventError` if it is not one."""
         try:
             response = self._client.get_object(**_address(self.name, key, version_id))
-            if response["ContentLength"] > LOCKFILE_MAX_BYTES:
-                response["Body"].close()
-                raise MalformedEventError(f"{key} is {response['ContentLength']} bytes, too large for a lockfile")
-            body = response["Body"].read()
+            body = _lockfile_body(response)
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"read s3://{self.name}/{key}") from exc
+        if body is None:
+            raise MalformedEventError(f"{key} is more than {LOCKFILE_MAX_BYTES} bytes, too large for a lockfile")
         return LockInfo.parse(body)
 
     def list_keys(self, prefix: str) -> list[tuple[str, int, datetime]]:
@@ -221,10 +223,14 @@ class S3StateBucket:
         return str(response.get("VersionId") or "")
 
     def current_lockfile(self, state_key: str) -> tuple[str, str] | None:
-        """The body and version id of the `.tflock` of a state, if one is held."""
+        """The body and version id of the `.tflock` of a state, if one is held.
+
+        The body is empty when the object is too large to be a LockInfo: the lock is held all the same.
+        """
         try:
             response = self._client.get_object(Bucket=self.name, Key=state_key + LOCKFILE_SUFFIX)
-            return response["Body"].read().decode("utf-8", errors="replace"), str(response.get("VersionId") or "")
+            body = _lockfile_body(response)
+            return (body or b"").decode("utf-8", errors="replace"), str(response.get("VersionId") or "")
         except ClientError as exc:
             error = translate(exc, f"read s3://{self.name}/{state_key}{LOCKFILE_SUFFIX}")
             if isinstance(error, ObjectNotFoundError):
@@ -248,8 +254,10 @@ class S3StateBucket:
                         if isinstance(translate(exc, key), ObjectNotFoundError):
                             continue  # released while listing
                         raise
-                    body = response["Body"].read().decode("utf-8", errors="replace")
-                    found.append((key, response.get("VersionId") or "", body))
+                    body = _lockfile_body(response)
+                    if body is None:
+                        continue  # grew past what a lock can be since it was listed: not a lock
+                    found.append((key, response.get("VersionId") or "", body.decode("utf-8", errors="replace")))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"list lockfiles in s3://{self.name}") from exc
         return found
@@ -306,6 +314,19 @@ class S3StateBucket:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
         return None
+
+
+def _lockfile_body(response: Any) -> bytes | None:
+    """The body of a `.tflock` read, whatever its listing or headers said, never beyond `LOCKFILE_MAX_BYTES`; None
+    when it is larger."""
+    stream, body = response["Body"], b""
+    while len(body) <= LOCKFILE_MAX_BYTES:
+        part: bytes = stream.read(LOCKFILE_MAX_BYTES + 1 - len(body))
+        if not part:  # the end: the connection goes back to the pool
+            return body
+        body += part
+    stream.close()  # the rest is never read: the connection goes with it
+    return None
 
 
 def _address(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:

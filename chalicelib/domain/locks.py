@@ -11,6 +11,8 @@ from chalicelib.errors import MalformedEventError
 
 _LOCK_INFO_FIELDS = ("ID", "Operation", "Who", "Version", "Created", "Path")
 ROLLBACK_OPERATION = "tfstate-guardian-rollback"  # the guardian's own, shown to a blocked `terraform` run
+REPAIR_OPERATION = "tfstate-guardian-repair"  # the guardian's lock while it repairs a digest
+GUARDIAN_OPERATIONS = frozenset({ROLLBACK_OPERATION, REPAIR_OPERATION})
 # Every Operation Terraform 1.0 to 1.11 and OpenTofu write, and the guardian's; anything else is not trusted.
 KNOWN_OPERATIONS = frozenset(
     {
@@ -27,6 +29,7 @@ KNOWN_OPERATIONS = frozenset(
         "taint",
         "untaint",
         ROLLBACK_OPERATION,
+        REPAIR_OPERATION,
     }
 )
 WORKSPACE_DELETE_OPERATION = "state-replace-provider"  # sic: what `terraform workspace delete` writes

@@ -13,8 +13,11 @@ from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, StateIndex
 from chalicelib.domain.state_keys import StateKey
+from chalicelib.domain.text import FIELD_CHARS, KEY_CHARS, REASON_CHARS, SUMMARY_CHARS, bound
 
-MAX_LISTED = 500  # addresses listed per added/changed/removed; the counts are always complete
+# Addresses listed per added/changed/removed, a bound on memory; the counts are always complete. Each channel trims
+# the lists further to its own byte budget (domain/payload_budget.py).
+MAX_LISTED = 500
 
 
 class Severity(Enum):
@@ -31,6 +34,7 @@ class NotificationType(Enum):
     STATE_CHANGED = "state.changed"
     STATE_DELETED = "state.deleted"
     STATE_RESTORED = "state.restored"
+    STATE_UNREADABLE = "state.unreadable"
     DIGEST_MISMATCH = "digest.mismatch"
     LOCK_ACQUIRED = "lock.acquired"
     LOCK_RELEASED = "lock.released"
@@ -51,6 +55,13 @@ class Notification:
     workspace: str
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Text from outside is bounded once, here, whichever builder made the notification (see domain/text.py).
+        object.__setattr__(self, "summary", bound(self.summary, SUMMARY_CHARS))
+        object.__setattr__(self, "key", bound(self.key, KEY_CHARS))
+        object.__setattr__(self, "workspace", bound(self.workspace, KEY_CHARS))
+        object.__setattr__(self, "details", _bounded_details(self.details))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notification:
@@ -81,6 +92,23 @@ class Notification:
         }
 
 
+_FREE_TEXT_CHARS = {"principal": FIELD_CHARS, "caller": FIELD_CHARS, "reason": REASON_CHARS}
+
+
+def _bounded_details(details: dict[str, Any]) -> dict[str, Any]:
+    """`details` with the free text it took from outside cut: `principal`, `caller`, `reason`, the `lock` fields."""
+    bounded = dict(details)
+    for name, limit in _FREE_TEXT_CHARS.items():
+        if isinstance(bounded.get(name), str):
+            bounded[name] = bound(bounded[name], limit)
+    if isinstance(bounded.get("lock"), dict):
+        bounded["lock"] = {
+            name: bound(value, FIELD_CHARS) if isinstance(value, str) else value
+            for name, value in bounded["lock"].items()
+        }
+    return bounded
+
+
 def rfc3339(moment: datetime) -> str:
     """UTC time in RFC3339 with milliseconds and a `Z`, e.g. `2026-11-26T11:05:21.798Z`."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -101,11 +129,13 @@ def state_changed(
     previous_version_id: str | None,
     removed_resources_warning: int,
     holder: LockSession | None = None,
+    too_large: bool = False,
 ) -> Notification:
-    """The `state.changed` notification for one write of a state object."""
+    """The `state.changed` notification for one write of a state object; `too_large`: from the headers alone."""
     new, old = after.header, before.header if before else None
-    lineage_changed = old is not None and old.lineage != new.lineage
-    diff = None if new.encrypted or (old is not None and old.encrypted) else StateDiff.between(before, after)
+    lineage_changed = old is not None and new.lineage_differs(old)
+    undiffable = too_large or new.encrypted or (old is not None and old.encrypted)
+    diff = None if undiffable else StateDiff.between(before, after)
     if lineage_changed:
         severity = Severity.CRITICAL
     elif (old is not None and new.serial < old.serial) or (
@@ -130,6 +160,8 @@ def state_changed(
             lineage_changed=lineage_changed,
             size=after.size,
             holder=holder,
+            over_unreadable=old is None and previous_version_id is not None,
+            too_large=too_large,
         ),
         details={
             "serial": {"before": old.serial if old else None, "after": new.serial},
@@ -145,6 +177,7 @@ def state_changed(
             "outputs": _changes(diff.outputs_added, diff.outputs_changed, diff.outputs_removed) if diff else None,
             "encrypted": new.encrypted,
             "size": after.size,
+            "too_large": too_large,
         },
     )
 
@@ -321,7 +354,7 @@ def _duration(seconds: float | None) -> str:
 
 def _changes(added: list[str], changed: list[str], removed: list[str]) -> dict[str, Any]:
     lists = {"added": added, "changed": changed, "removed": removed}
-    # Keep a message within every channel's size limit (SNS and EventBridge take 256 KB).
+    # Each channel trims further to its own size limit (SNS and EventBridge take 256 KB): payload_budget.fit.
     result: dict[str, Any] = {name: names[:MAX_LISTED] for name, names in lists.items()}
     result["counts"] = {name: len(names) for name, names in lists.items()}
     result["truncated"] = any(len(names) > MAX_LISTED for names in lists.values())
@@ -337,9 +370,16 @@ def _state_changed_summary(
     lineage_changed: bool,
     size: int,
     holder: LockSession | None,
+    over_unreadable: bool,
+    too_large: bool,
 ) -> str:
     name = state_key.display_name
-    summary = f"{name}: created at serial {new.serial}" if old is None else f"{name}: serial {old.serial}→{new.serial}"
+    if old is not None:
+        summary = f"{name}: serial {old.serial}→{new.serial}"
+    elif over_unreadable:
+        summary = f"{name}: written at serial {new.serial} over a version that is not a readable state"
+    else:
+        summary = f"{name}: created at serial {new.serial}"
     if holder is not None:
         summary += f" by {holder.lock.who} ({holder.lock.short_operation})"
     if lineage_changed:
@@ -349,6 +389,46 @@ def _state_changed_summary(
     if diff is not None:
         counts = (len(diff.resources_added), len(diff.resources_changed), len(diff.resources_removed))
         summary += ": +{} ~{} -{}".format(*counts)
+    elif too_large:
+        summary += f" (too large to diff, {size} bytes)"
     else:
         summary += f" (encrypted, {size} bytes)"
     return summary
+
+
+def state_unreadable(
+    *,
+    event: ObjectEvent,
+    state_key: StateKey,
+    reason: str,
+    size: int | None,
+    last_readable_version_id: str | None,
+    restore: str | None,
+    restore_by_hand: str | None,
+    holder: LockSession | None = None,
+) -> Notification:
+    """`state.unreadable`: an object written at a state key is not a state; every Terraform run of it fails."""
+    by = f" by {holder.lock.who} ({holder.lock.short_operation})" if holder else ""
+    back = (
+        f"; restore version {last_readable_version_id}" if last_readable_version_id else "; nothing readable to restore"
+    )
+    return Notification(
+        id=dedupe_id(NotificationType.STATE_UNREADABLE, event.bucket, event.key, event.dedupe_token),
+        type=NotificationType.STATE_UNREADABLE,
+        severity=Severity.CRITICAL,
+        occurred_at=event.event_time,
+        bucket=event.bucket,
+        key=event.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: unreadable state written{by} ({reason}){back}",
+        details={
+            "reason": reason,
+            "size": size,
+            "version_id": event.version_id,
+            "principal": event.principal,
+            "lock": holder.lock.to_dict(holder.source) if holder else None,
+            "last_readable_version_id": last_readable_version_id,
+            "restore": restore,
+            "restore_by_hand": restore_by_hand,
+        },
+    )

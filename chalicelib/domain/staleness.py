@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from fnmatch import fnmatchcase
 
-from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
+from chalicelib.domain.locks import GUARDIAN_OPERATIONS, LockInfo
 
 
 class Verdict(Enum):
@@ -72,8 +72,8 @@ class ReaperPolicy:
     dry_run: bool = False
 
     def ttl_for(self, held: HeldLock, lock: LockInfo) -> timedelta:
-        if lock.operation == ROLLBACK_OPERATION:  # the guardian's own lock lives no longer than its Lambda
-            return self.ttl_by_operation.get(ROLLBACK_OPERATION, GUARDIAN_LOCK_TTL)
+        if lock.operation in GUARDIAN_OPERATIONS:  # the guardian's own lock lives no longer than its Lambda
+            return self.ttl_by_operation.get(lock.operation, GUARDIAN_LOCK_TTL)
         for pattern, ttl in self.ttl_by_key:
             if fnmatchcase(held.state_key, pattern):
                 return ttl
@@ -115,7 +115,7 @@ def judge(
     if age <= ttl:
         return Judgement(held, Verdict.FRESH, evidence, age)
     # A rollback's own write is no sign that it still runs: a Lambda stopped after the write leaves its lock behind.
-    guardians_own = lock.operation == ROLLBACK_OPERATION
+    guardians_own = lock.operation in GUARDIAN_OPERATIONS
     if not guardians_own and last_state_write is not None and last_state_write >= lock.created_at() - CLOCK_SKEW:
         since_write = now - last_state_write
         evidence["last_state_write_s_ago"] = round(since_write.total_seconds())

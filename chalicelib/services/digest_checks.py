@@ -109,7 +109,7 @@ class DigestCheckService:
                 calculated == intent.digest
                 and stored is not None
                 and not digest_matches(stored, calculated)
-                and self._lock_table.put_digest_if_unchanged(intent.state_path, calculated, stored)
+                and self._lock_table.put_digest_if(intent.state_path, calculated, expected=stored)
             ):
                 logger.warning("digest of an interrupted write completed", key=key, version_id=newest.version_id)
                 metrics.add_metric(name="DigestsCompleted", unit=MetricUnit.Count, value=1)

@@ -13,12 +13,12 @@ from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
+from chalicelib.domain.access import Scope
 from chalicelib.domain.locks import LockInfo, LockSource
 from chalicelib.domain.staleness import HeldLock, Judgement, ReaperPolicy, StaleRecord, Verdict, judge
 from chalicelib.domain.state_keys import StateKey, state_key_of_lockfile
-from chalicelib.errors import GuardianError, MalformedEventError
+from chalicelib.errors import ChannelDeliveryError, GuardianError, MalformedEventError
 from chalicelib.observability import logger, metrics
-from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
 
 
@@ -62,7 +62,6 @@ class LockReaper:
         bucket: S3StateBucket,
         table: GuardianTable,
         notifier: Notifier,
-        digests: DigestCheckService,
         *,
         policy: ReaperPolicy,
         liveness_checks: Sequence[LivenessCheck] = (),
@@ -72,23 +71,26 @@ class LockReaper:
         self._bucket = bucket
         self._table = table
         self._notifier = notifier
-        self._digests = digests
         self.policy = policy
         self._liveness_checks = list(liveness_checks)
         self._workspace_key_prefixes = workspace_key_prefixes
 
-    def run(self, now: datetime, *, dry_run: bool | None = None) -> list[ReapOutcome]:
-        dry = self.policy.dry_run if dry_run is None else dry_run
-        if not dry:
+    def run(self, now: datetime, *, dry_run: bool | None = None, scope: Scope | None = None) -> list[ReapOutcome]:
+        """Judge every held lock and act on the verdicts; `scope` (an API caller's) limits which locks are seen.
+
+        The operator's `GUARDIAN_REAP_DRY_RUN` is a ceiling: no request lifts it.
+        """
+        dry = self.policy.dry_run or (dry_run is not None and dry_run)
+        if not dry and scope is None:
             self._deliver_pending()
         outcomes: list[ReapOutcome] = []
         releases = 0
         for held in self._held_locks():
+            if scope is not None and not scope.admits(held.state_key):
+                continue  # never judged, acted on or mentioned
             outcome = self._handle(held, now, dry, releases_left=self.policy.max_releases - releases)
             releases += outcome.action == "released"
             outcomes.append(outcome)
-        if not dry:
-            self._digests.verify(now)
         return outcomes
 
     def _held_locks(self) -> list[HeldLock]:
@@ -201,9 +203,18 @@ class LockReaper:
         return "released"
 
     def _deliver_pending(self) -> None:
-        """What an earlier run released but could not tell every channel; the ledger skips who has it."""
+        """What an earlier run released but could not tell every channel; the ledger skips who has it.
+
+        One that still cannot be delivered stays for the next run, and never stops this run's judging.
+        """
         for notification in self._table.pending_notifications():
-            self._notifier.notify(notification)
+            try:
+                self._notifier.notify(notification)
+            except ChannelDeliveryError as exc:
+                logger.warning(
+                    "pending notification still undelivered", notification_id=notification.id, error=str(exc)
+                )
+                continue
             self._table.clear_pending_notification(notification.id)
 
     def _state_key(self, held: HeldLock) -> StateKey:

@@ -8,12 +8,26 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib import invocation
+from chalicelib.domain.deliveries import DeliveryClaims
 from chalicelib.domain.notifications import Notification
 from chalicelib.errors import ChannelDeliveryError, GuardianError
 from chalicelib.observability import logger, metrics
 
-LEASE_S = 120.0  # a claimed delivery that was neither completed nor released may be retried after this
+# A delivery claim's lease against the longest invocation that can hold one and the retries that can see it:
+# - every function's timeout, `lambda_timeout` in .chalice/config.json, is LAMBDA_TIMEOUT_S (45 s): a lease outlives
+#   the invocation that took it, so it never runs out while its holder may still be delivering;
+# - a lease lasts LEASE_S (55 s), less than the shortest retry interval that could see it: Lambda retries a failed
+#   asynchronous (S3) invocation 1 minute after the failure, and the schedules run every 1 and 5 minutes. A stream
+#   batch is retried at once: that retry waits for the lease within its own time, or fails for a later retry.
+LAMBDA_TIMEOUT_S = 45
+LEASE_S = 55.0
+# How often a delivery claimed by another invocation is looked at again while waiting for it.
+LEASE_POLL_S = 2.0
 BACKOFF_S = 0.5
+# Recording a delivery the channel accepted is tried this many times (each with botocore's own retries): one left
+# unrecorded is delivered again by a later retry of its event, if one comes after its lease.
+RECORD_ATTEMPTS = 3
 
 
 class Channel(Protocol):
@@ -35,7 +49,7 @@ class DeliveryLedger(Protocol):
 
     def claim_deliveries(
         self, notification_ids: list[str], channel: str, *, now: float, lease_s: float
-    ) -> set[str]: ...
+    ) -> DeliveryClaims: ...
 
     def complete_deliveries(self, notification_ids: list[str], channel: str, *, now: float) -> None: ...
 
@@ -68,27 +82,14 @@ class Notifier:
     def notify_all(self, notifications: Sequence[Notification]) -> None:
         """Deliver to every channel what it has not had yet; raise `ChannelDeliveryError` if any still failed.
 
-        What was delivered is recorded, so the retry that the error causes delivers only what is missing.
+        What was delivered is recorded, so the retry that the error causes delivers only what is missing. A
+        notification another invocation has claimed is waited for while this invocation has time (that one either
+        delivers it or its lease runs out and it is ours); when time runs short, it fails for a later retry.
         """
         failed: list[str] = []
         for channel in self.channels:
             wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value)}
-            if not wanted:
-                continue
-            claimed = self._ledger.claim_deliveries(list(wanted), channel.name, now=self._clock(), lease_s=LEASE_S)
-            for skipped in wanted.keys() - claimed:
-                logger.info("notification already delivered", channel=channel.name, notification_id=skipped)
-            todo = [notification for notification_id, notification in wanted.items() if notification_id in claimed]
-            if not todo:
-                continue
-            undelivered = self._send_with_retries(channel, todo)
-            delivered = [n.id for n in todo if n.id not in undelivered]
-            if delivered:
-                self._ledger.complete_deliveries(delivered, channel.name, now=self._clock())
-                metrics.add_metric(name="NotificationsDelivered", unit=MetricUnit.Count, value=len(delivered))
-            if undelivered:
-                self._ledger.release_deliveries(sorted(undelivered), channel.name)
-                metrics.add_metric(name="ChannelFailures", unit=MetricUnit.Count, value=len(undelivered))
+            if wanted and not self._deliver(channel, wanted):
                 failed.append(channel.name)
         if failed:
             raise ChannelDeliveryError(f"delivery failed on {', '.join(failed)}")
@@ -101,6 +102,53 @@ class Notifier:
                 bucket=notification.bucket,
                 key=notification.key,
             )
+
+    def _deliver(self, channel: Channel, wanted: dict[str, Notification]) -> bool:
+        """Claim, send and record; True once every wanted notification has reached the channel."""
+        pending = list(wanted)
+        while True:
+            claims = self._ledger.claim_deliveries(pending, channel.name, now=self._clock(), lease_s=LEASE_S)
+            for skipped in claims.delivered:
+                logger.info("notification already delivered", channel=channel.name, notification_id=skipped)
+            todo = [wanted[notification_id] for notification_id in pending if notification_id in claims.claimed]
+            undelivered = self._send_with_retries(channel, todo) if todo else set()
+            delivered = [n.id for n in todo if n.id not in undelivered]
+            if delivered:
+                metrics.add_metric(name="NotificationsDelivered", unit=MetricUnit.Count, value=len(delivered))
+                self._record_delivered(channel, delivered)
+            if undelivered:
+                self._ledger.release_deliveries(sorted(undelivered), channel.name)
+                metrics.add_metric(name="ChannelFailures", unit=MetricUnit.Count, value=len(undelivered))
+                return False
+            if not claims.leased:
+                return True
+            pending = sorted(claims.leased)
+            wait = min(max(claims.leased.values()) - self._clock(), LEASE_POLL_S)
+            if wait > invocation.time_to_wait():
+                logger.warning(
+                    "notification claimed by another invocation: left for a retry",
+                    channel=channel.name,
+                    notification_ids=pending,
+                    lease_ends_in_s=round(max(claims.leased.values()) - self._clock(), 1),
+                )
+                metrics.add_metric(name="DeliveriesLeasedElsewhere", unit=MetricUnit.Count, value=len(pending))
+                return False
+            self._sleep(max(wait, 0.0))
+
+    def _record_delivered(self, channel: Channel, delivered: list[str]) -> None:
+        """Record deliveries the channel accepted. Failing to record them does not fail the invocation: they were
+        delivered, and a retry could only deliver them again; their claims' leases keep a redelivery of the same
+        event from sending them again before the leases run out."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                self._ledger.complete_deliveries(delivered, channel.name, now=self._clock())
+                return
+            except GuardianError as exc:
+                if attempt == RECORD_ATTEMPTS:
+                    logger.warning("deliveries made but not recorded", channel=channel.name, error=str(exc))
+                    metrics.add_metric(name="DeliveriesNotRecorded", unit=MetricUnit.Count, value=len(delivered))
+                    return
+                self._sleep(BACKOFF_S * 2 ** (attempt - 1))
 
     def _routed(self, channel: str, kind: str) -> bool:
         """A channel without a route gets everything; one with a route gets what it names, or `*`."""

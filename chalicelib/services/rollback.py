@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +10,10 @@ from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import CurrentVersion, ObjectVersion, S3StateBucket
 from chalicelib.domain import notifications
+from chalicelib.domain.access import ROLLBACK, Scope
 from chalicelib.domain.digests import DigestIntent
-from chalicelib.domain.locks import ROLLBACK_OPERATION, LockInfo
-from chalicelib.domain.rollback import RollbackRequest, allowed_key, likely_serial_after, restored_with_digest
+from chalicelib.domain.locks import ROLLBACK_OPERATION
+from chalicelib.domain.rollback import RollbackRequest, likely_serial_after, restored_with_digest
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateDiff, chunks_of, compare_for_rollback
 from chalicelib.domain.state_keys import StateKey
@@ -25,15 +22,12 @@ from chalicelib.errors import (
     GuardianError,
     LineageChangeError,
     LostRaceError,
-    MalformedEventError,
     NotAStateError,
     ObjectNotFoundError,
-    StateLockedError,
 )
 from chalicelib.observability import logger
 from chalicelib.services.notifier import Notifier
-
-GUARDIAN_VERSION = "tfstate-guardian 0.1.0"
+from chalicelib.services.state_lock import StateLock
 
 
 class RollbackService:
@@ -46,18 +40,18 @@ class RollbackService:
         table: GuardianTable,
         notifier: Notifier,
         *,
-        allowed_prefixes: tuple[str, ...],
         workspace_key_prefixes: tuple[str, ...],
     ) -> None:
         self._bucket = bucket
         self._lock_table = lock_table
         self._table = table
         self._notifier = notifier
-        self._allowed_prefixes = allowed_prefixes
+        self._lock = StateLock(bucket, lock_table)
         self._workspace_key_prefixes = workspace_key_prefixes
 
-    def rollback(self, request: RollbackRequest, *, caller: str, now: datetime) -> dict[str, Any]:
-        key = allowed_key(request.key, self._allowed_prefixes)
+    def rollback(self, request: RollbackRequest, *, scope: Scope, now: datetime) -> dict[str, Any]:
+        key = scope.check(request.key, ROLLBACK)
+        caller = scope.caller
         current = self._bucket.current_version(key)
         target_version_id, history = self._resolve(key, request, current)
         replaced = None if current is None or current.delete_marker else current.version_id
@@ -79,7 +73,7 @@ class RollbackService:
                 base_serial = current_header.serial
             else:  # deleted or unreadable: go on from the newest readable version there was
                 base_serial = self._newest_serial(key, history or self._bucket.history(key), target_header.serial)
-            if current_header and current_header.lineage != target_header.lineage and not request.allow_lineage_change:
+            if current_header and target_header.lineage_differs(current_header) and not request.allow_lineage_change:
                 raise LineageChangeError(
                     f"the target's lineage {target_header.lineage} is not the current {current_header.lineage}; "
                     "send allow_lineage_change: true if that is what you want"
@@ -100,7 +94,7 @@ class RollbackService:
                 early = hasher.submit(restored_with_digest, target_bytes, serial_written)
             restored, digest = early.result()
         intent = DigestIntent(f"{self._bucket.name}/{key}", digest, now)
-        with self._locked(key, caller, now):
+        with self._lock.held(key, operation=ROLLBACK_OPERATION, caller=caller, info="rollback", now=now):
             if self._bucket.current_version(key) != current:
                 raise LostRaceError("the state changed while the rollback was being prepared; look and try again")
             new_version_id = self._write(key, restored, intent)
@@ -192,44 +186,6 @@ class RollbackService:
             return self._bucket.read_header(key, entry.version_id).serial
         except NotAStateError:
             return None
-
-    @contextmanager
-    def _locked(self, key: str, caller: str, now: datetime) -> Iterator[None]:
-        """Both of Terraform's locks, so that a `terraform` run with either configuration blocks on them."""
-        path = f"{self._bucket.name}/{key}"
-        lockfile = self._bucket.current_lockfile(key)
-        for held in (self._lock_table.current_lock(path), lockfile[0] if lockfile else None):
-            if held is not None:
-                raise StateLockedError("the state is locked; wait for its holder or unlock it", _holder(held))
-        info = json.dumps(
-            {"ID": str(uuid.uuid4()), "Operation": ROLLBACK_OPERATION, "Info": "",
-             "Who": f"{caller} via tfstate-guardian", "Version": GUARDIAN_VERSION,
-             "Created": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "Path": path},
-            separators=(",", ":"),
-        )  # fmt: skip
-        if not self._lock_table.take_lock(path, info):
-            raise LostRaceError("someone took the lock first; try again")
-        lockfile_version = None
-        try:
-            lockfile_version = self._bucket.create_lockfile(key, info.encode())
-            if lockfile_version is None:
-                raise LostRaceError("someone took the lockfile first; try again")
-            yield
-        finally:
-            # Conditional releases: only the very locks the guardian took; one failing never keeps the other.
-            try:
-                if lockfile_version:
-                    self._bucket.delete_lockfile_version(key + ".tflock", lockfile_version)
-            finally:
-                self._lock_table.delete_lock_if_unchanged(path, info)
-
-
-def _holder(raw: str) -> dict[str, str] | None:
-    try:
-        lock = LockInfo.parse(raw)
-    except MalformedEventError:
-        return None
-    return {"id": lock.id, "who": lock.who, "operation": lock.operation, "created": lock.created}
 
 
 def _diff_dict(diff: StateDiff) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`StateChangeService`: turns S3 events on state keys into `state.changed` and `state.deleted`."""
+"""`StateChangeService`: turns S3 events on state keys into `state.changed`, `state.unreadable`, `state.deleted`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from chalicelib.domain.locks import LockSession, holder_at
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state_index import StateIndex
 from chalicelib.domain.state_keys import StateKey
-from chalicelib.errors import NotAStateError, ObjectNotFoundError
+from chalicelib.errors import NotAStateError, ObjectNotFoundError, StateTooLargeError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
+
+# How many older versions an unreadable write looks through for the last readable one (each a ranged read).
+LOOK_BACK_VERSIONS = 20
 
 
 class StateChangeService:
@@ -52,8 +55,14 @@ class StateChangeService:
     def _state_written(self, event: ObjectEvent) -> None:
         try:
             after = self._bucket.read_index(event.key, event.version_id)
+        except StateTooLargeError:
+            self._too_large_written(event)
+            return
         except NotAStateError as exc:
-            _skip("object is not a readable state", key=event.key, version_id=event.version_id, reason=str(exc))
+            # The write that breaks every Terraform client of this state: announced, never only logged.
+            logger.warning("object at a state key is not a readable state", key=event.key, reason=str(exc))
+            metrics.add_metric(name="StatesUnreadable", unit=MetricUnit.Count, value=1)
+            self._notifier.notify(self._unreadable(event, str(exc)))
             return
         except ObjectNotFoundError:
             # Deleted again before it could be read: its removal has an event of its own.
@@ -74,6 +83,79 @@ class StateChangeService:
                 holder=self._holder_at(event),
             )
         )
+
+    def _too_large_written(self, event: ObjectEvent) -> None:
+        """A state larger than the guardian reads whole: announced from the headers alone, never diffed."""
+        try:
+            header = self._bucket.read_header(event.key, event.version_id, any_size=True)
+        except NotAStateError as exc:
+            self._notifier.notify(self._unreadable(event, str(exc)))
+            return
+        except ObjectNotFoundError:
+            _skip("state version no longer exists", key=event.key, version_id=event.version_id)
+            return
+        previous_version_id = (
+            self._bucket.previous_version(event.key, event.version_id) if event.version_id is not None else None
+        )
+        before = None
+        if previous_version_id is not None:
+            try:
+                before = self._bucket.read_header(event.key, previous_version_id, any_size=True)
+            except (NotAStateError, ObjectNotFoundError) as exc:
+                logger.warning("previous version is not a readable state", key=event.key, reason=str(exc))
+        logger.warning("state too large to diff", key=event.key, size=event.size)
+        self._notifier.notify(
+            notifications.state_changed(
+                event=event,
+                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+                after=StateIndex(header=header, size=event.size or 0, md5="", resources={}, outputs={}),
+                before=StateIndex(header=before, size=0, md5="", resources={}, outputs={}) if before else None,
+                previous_version_id=previous_version_id,
+                removed_resources_warning=self._removed_resources_warning,
+                holder=self._holder_at(event),
+                too_large=True,
+            )
+        )
+
+    def _unreadable(self, event: ObjectEvent, reason: str) -> notifications.Notification:
+        last_readable = self._last_readable_before(event)
+        restore = restore_by_hand = None
+        if last_readable is not None:
+            restore = (
+                f"tfguardian rollback {shlex.quote(event.key)} --version-id {shlex.quote(last_readable)}"
+                " --reason 'restore the last readable state'"
+            )
+            restore_by_hand = self._copy_back_command(event.key, last_readable)
+        return notifications.state_unreadable(
+            event=event,
+            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+            reason=reason,
+            size=event.size,
+            last_readable_version_id=last_readable,
+            restore=restore,
+            restore_by_hand=restore_by_hand,
+            holder=self._holder_at(event),
+        )
+
+    def _last_readable_before(self, event: ObjectEvent) -> str | None:
+        """The newest version older than the event's that reads as a state, looking back a bounded number."""
+        looked = 0
+        seen_written = event.version_id is None
+        for entry in self._bucket.history(event.key):
+            if not seen_written:
+                seen_written = entry.version_id == event.version_id
+                continue
+            if entry.delete_marker:
+                continue
+            if looked >= LOOK_BACK_VERSIONS:
+                break
+            looked += 1
+            try:
+                self._bucket.read_header(event.key, entry.version_id)
+            except (NotAStateError, ObjectNotFoundError):
+                continue
+            return entry.version_id
+        return None
 
     def _predecessor(self, event: ObjectEvent, after: StateIndex) -> tuple[str | None, StateIndex | None]:
         if event.version_id is None:

@@ -236,7 +236,10 @@ def test_state_writes_during_outages_are_notified_once_on_every_channel(guardian
         with inject_faults(guardian.container, *faults, seed=number) as injected:
             guardian.stack.pump()
         assert injected.injected, f"{outage}: the outage never happened"
-        if outage != "slow aws":
+        if outage == "ledger completions down":
+            # Delivered, but not recorded: failing now would only make the retry deliver it a second time.
+            assert guardian.failed_invocations() == failed, outage
+        elif outage != "slow aws":
             assert guardian.failed_invocations() > failed, f"{outage}: nothing failed, nothing was retried"
         guardian.stack.pump()
         guardian.stack.pump()
@@ -331,7 +334,10 @@ def test_lock_records_during_outages_are_notified_once_on_every_channel(guardian
         with inject_faults(guardian.container, *faults, seed=number) as injected:
             guardian.stack.pump()
         assert injected.injected, outage
-        assert guardian.failed_invocations() == failed + 1, outage  # the batch failed, and comes again
+        if outage == "ledger completions 5xx":  # delivered but not recorded: a retry could only deliver it again
+            assert guardian.failed_invocations() == failed, outage
+        else:
+            assert guardian.failed_invocations() == failed + 1, outage  # the batch failed, and comes again
         guardian.stack.pump()
         guardian.stack.pump()
         assert guardian.gave_up() == [], outage

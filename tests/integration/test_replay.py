@@ -302,9 +302,10 @@ def aws_event(bucket: str, key: str, version_id: str, name: str = "ObjectCreated
     return {"Records": [record]}
 
 
-def test_poison_state_objects_are_skipped_and_the_next_write_notifies_once(aws, stack: RunningStack) -> None:
-    """Each poison object at a state key: skipped on each of three deliveries; then a good write, delivered twice,
-    notifies once, comparing with nothing; deleting that reads the poison version as the last one, no crash."""
+def test_poison_state_objects_are_announced_once_and_the_next_write_notifies_once(aws, stack: RunningStack) -> None:
+    """Each poison object at a state key: one `state.unreadable` however often delivered, nothing changed; then a
+    good write, delivered twice, notifies once, comparing with nothing; deleting that reads the poison version as
+    the last one, no crash."""
     s3 = aws.client("s3")
     bucket = stack.resources.state_bucket
     good = state_bytes("state_tf1.11.4_second_apply_serial2.json")
@@ -314,12 +315,14 @@ def test_poison_state_objects_are_skipped_and_the_next_write_notifies_once(aws, 
     for name in names:
         key = f"poison/{name.removesuffix('.tfstate')}/terraform.tfstate"
         poison = s3.put_object(Bucket=bucket, Key=key, Body=(POISON / "objects" / name).read_bytes())["VersionId"]
-        before, skipped, said = state_snapshot(aws, stack), said_metric("EventsSkipped"), len(stack.notifications())
+        before, said = state_snapshot(aws, stack), len(stack.notifications())
         try:
             for _ in range(3):
                 handler(aws_event(bucket, key, poison), None)
-            if said_metric("EventsSkipped") - skipped != 3 or len(stack.notifications()) != said:
-                problems.append(f"{name}: not skipped on each delivery, or it notified")
+            announced = stack.notifications()[said:]
+            if [(n["type"], n["details"]["version_id"]) for n in announced] != [("state.unreadable", poison)]:
+                problems.append(f"{name}: not announced exactly once as state.unreadable: {announced}"[:300])
+            said += len(announced)
             if state_snapshot(aws, stack) != before:
                 problems.append(f"{name}: something changed")
             after = s3.put_object(Bucket=bucket, Key=key, Body=good)["VersionId"]
@@ -338,10 +341,10 @@ def test_poison_state_objects_are_skipped_and_the_next_write_notifies_once(aws, 
         if deleted["type"] != "state.deleted" or deleted["details"]["last_version_id"] != poison:
             problems.append(f"{name}: the delete gave {deleted['summary']}")
     assert problems == []
-    assert len(stack.notifications()) == 2 * len(names)
+    assert len(stack.notifications()) == 3 * len(names)
 
 
-def test_a_state_above_the_size_limit_is_skipped_and_diffed_never(aws, stack_with) -> None:
+def test_a_state_above_the_size_limit_is_announced_from_its_header_and_diffed_never(aws, stack_with) -> None:
     local = stack_with(extra_env={"GUARDIAN_MAX_STATE_BYTES": "1024"})
     bucket, key = local.resources.state_bucket, "big/terraform.tfstate"
     s3 = aws.client("s3")
@@ -351,11 +354,13 @@ def test_a_state_above_the_size_limit_is_skipped_and_diffed_never(aws, stack_wit
     )
     for _ in range(3):
         local.app.on_state_object_event(aws_event(bucket, key, big["VersionId"]), None)
-    assert said_metric("EventsSkipped") == 3
     notify_file = local.options.notify_file
-    assert not notify_file.exists() or notify_file.read_text() == ""
+    (announced,) = [json.loads(line) for line in notify_file.read_text().splitlines()]
+    assert announced["type"] == "state.changed" and announced["details"]["too_large"] is True
+    assert announced["details"]["resources"] is None and announced["details"]["serial"]["before"] == 1
+    assert "too large to diff" in announced["summary"]
     local.app.on_state_object_event(aws_event(bucket, key, small["VersionId"]), None)
-    assert [json.loads(line)["type"] for line in notify_file.read_text().splitlines()] == ["state.changed"]
+    assert [json.loads(line)["type"] for line in notify_file.read_text().splitlines()] == ["state.changed"] * 2
 
 
 # --- poison stream records ------------------------------------------------------------------------------------

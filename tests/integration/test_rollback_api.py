@@ -8,6 +8,7 @@ from typing import Any
 from chalice.test import Client
 
 from chalicelib import composition
+from chalicelib.domain.access import AccessPolicy
 from chalicelib.errors import ChannelDeliveryError
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
@@ -62,9 +63,9 @@ def test_bad_bodies_are_400_not_500(stack: RunningStack) -> None:
 
 def test_keys_outside_the_allowed_prefixes_are_403(aws, stack: RunningStack, monkeypatch) -> None:
     put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
-    monkeypatch.setattr(composition.container().rollbacks, "_allowed_prefixes", ("teams/a/",))
+    monkeypatch.setattr(composition.container(), "access", AccessPolicy(deployment_prefixes=("teams/a/",)))
     status, body = post(stack, json.dumps({"key": KEY, "serial": 1}))
-    assert (status, body["error"]) == (403, "not_allowed")
+    assert (status, body["error"], body["rule"]) == (403, "not_allowed", "GUARDIAN_API_KEY_PREFIXES")
 
 
 def test_a_retried_rollback_with_an_idempotency_key_runs_once(aws, stack: RunningStack) -> None:

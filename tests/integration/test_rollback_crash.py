@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from chalicelib import composition
+from chalicelib.domain.access import AccessPolicy
 from chalicelib.domain.rollback import RollbackRequest
 from chalicelib.settings import Settings
 from local_stack.stack import LocalStack
@@ -78,7 +79,9 @@ def crash_rollback(step: str, first: str) -> None:
         kill_after(patch, injector, target(container), method)
         with pytest.raises(LambdaKilled):
             container.rollbacks.rollback(
-                RollbackRequest.parse({"key": KEY, "version_id": first}), caller="crash-test", now=datetime.now(UTC)
+                RollbackRequest.parse({"key": KEY, "version_id": first}),
+                scope=AccessPolicy().scope_for("crash-test"),
+                now=datetime.now(UTC),
             )
     composition.install(composition.Container(Settings.from_env()))
 

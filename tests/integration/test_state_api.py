@@ -8,6 +8,7 @@ from typing import Any
 
 from chalice.test import Client
 
+from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
 from tests.support.secrets import leaks
@@ -60,15 +61,22 @@ def test_states_and_versions_and_diff(aws, stack: RunningStack) -> None:
     assert body["outputs"]["added"] == ["name", "secret"]  # names only: its sensitive value never shows
 
 
-def test_force_unlock_needs_the_right_id(aws, stack: RunningStack) -> None:
-    dynamodb = aws.client("dynamodb")
+def lock_both(aws, stack: RunningStack, item_id: str, lockfile_id: str) -> str:
+    """A lock item and a `.tflock` of KEY with these IDs; the lock item's LockID."""
     path = f"{stack.resources.state_bucket}/{KEY}"
-    dynamodb.put_item(
-        TableName=stack.resources.lock_table, Item={"LockID": {"S": path}, "Info": {"S": lock_info(stack, KEY, "L1")}}
+    aws.client("dynamodb").put_item(
+        TableName=stack.resources.lock_table,
+        Item={"LockID": {"S": path}, "Info": {"S": lock_info(stack, KEY, item_id)}},
     )
     aws.client("s3").put_object(
-        Bucket=stack.resources.state_bucket, Key=KEY + ".tflock", Body=lock_info(stack, KEY, "L1").encode()
+        Bucket=stack.resources.state_bucket, Key=KEY + ".tflock", Body=lock_info(stack, KEY, lockfile_id).encode()
     )
+    return path
+
+
+def test_force_unlock_needs_the_right_id(aws, stack: RunningStack) -> None:
+    dynamodb = aws.client("dynamodb")
+    path = lock_both(aws, stack, "L1", "L1")
     status, body = call(stack, "delete", f"/locks?key={KEY}&lock_id=WRONG")
     assert (status, body["error"]) == (409, "locked")
     status, body = call(stack, "delete", f"/locks?key={KEY}&lock_id=L1")
@@ -109,3 +117,22 @@ def test_missing_parameters_are_400(stack: RunningStack) -> None:
                          ("post", "/states/digest")):  # fmt: skip
         status, body = call(stack, method, path)
         assert (status, body["error"]) == (400, "invalid_request"), path
+
+
+def test_force_unlock_checks_both_ids_before_releasing_either(aws, stack: RunningStack) -> None:
+    dynamodb = aws.client("dynamodb")
+    path = lock_both(aws, stack, "L1", "L2")  # a lockfile of another run
+    status, body = call(stack, "delete", f"/locks?key={KEY}&lock_id=L1")
+    assert (status, body["error"]) == (409, "locked") and body["lock"]["id"] == "L2"
+    # Nothing was released: both locks are as they were.
+    assert "Item" in dynamodb.get_item(TableName=stack.resources.lock_table, Key={"LockID": {"S": path}})
+    aws.client("s3").head_object(Bucket=stack.resources.state_bucket, Key=KEY + ".tflock")
+
+
+def test_force_unlock_never_answers_409_after_releasing_one_lock(aws, stack: RunningStack, monkeypatch) -> None:
+    lock_both(aws, stack, "L1", "L1")
+    # The lockfile goes (its holder released it) between the check and its delete.
+    monkeypatch.setattr(S3StateBucket, "delete_lockfile_version", lambda self, key, version: False)
+    status, body = call(stack, "delete", f"/locks?key={KEY}&lock_id=L1")
+    assert status == 200 and body["released"] == ["dynamodb"]
+    assert body["left"] == [{"source": "lockfile", "reason": "it changed or went while the other was being released"}]

@@ -107,7 +107,7 @@ def test_lineage_change_is_critical(aws, stack) -> None:
     assert last["details"]["lineage"]["changed"] is True
 
 
-def test_what_is_not_a_state_write_sends_nothing(aws, stack) -> None:
+def test_what_is_not_a_state_write_sends_nothing_and_a_broken_write_at_a_state_key_is_announced(aws, stack) -> None:
     s3 = aws.client("s3")
     bucket = stack.resources.state_bucket
     put(aws, stack, "app/terraform.tfstate.tflock", state_bytes("tflock_body_tf1.11.4_lockfile_only.json"))
@@ -119,7 +119,12 @@ def test_what_is_not_a_state_write_sends_nothing(aws, stack) -> None:
     s3.delete_object(Bucket=bucket, Key="app/terraform.tfstate.tflock")  # a delete marker
     stack.pump()
 
-    assert [n["key"] for n in stack.notifications()] == ["app/terraform.tfstate"]
+    said = [(n["key"], n["type"]) for n in stack.notifications()]
+    assert said == [
+        ("empty.tfstate", "state.unreadable"),
+        ("binary.tfstate", "state.unreadable"),
+        ("app/terraform.tfstate", "state.changed"),
+    ]
     assert stack.failures() == ""
 
 
@@ -204,7 +209,6 @@ def test_a_failing_channel_is_retried_without_duplicating_the_others(aws, stack,
 def test_keys_that_are_not_states_are_ignored_by_suffix(aws, stack) -> None:
     put(aws, stack, "app/terraform.tfstate.backup", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
     put(aws, stack, "app/plan.json", state_bytes("state_tf1.11.4_first_apply_serial1.json"))
-    put(aws, stack, "broken/terraform.tfstate", b'{"version": 4, "serial": ')
     stack.pump()
     assert stack.notifications() == []
     assert stack.failures() == ""

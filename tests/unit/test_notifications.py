@@ -3,7 +3,7 @@ import json
 from datetime import UTC, datetime
 
 from chalicelib.channels.console import ConsoleChannel
-from chalicelib.domain.notifications import Notification, Severity, state_changed
+from chalicelib.domain.notifications import Notification, Severity, state_changed, state_unreadable
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateIndex
@@ -12,7 +12,11 @@ from chalicelib.domain.state_keys import StateKey
 CONTRACT_FIELDS = ["id", "type", "severity", "occurred_at", "bucket", "key", "workspace", "summary", "details"]
 STATE_CHANGED_DETAILS = {
     "serial", "lineage", "terraform_version", "version_id", "previous_version_id", "lock", "principal",
-    "resources", "outputs", "encrypted", "size",
+    "resources", "outputs", "encrypted", "size", "too_large",
+}  # fmt: skip
+# DESIGN.md's fields of state.unreadable, and `restore_by_hand` beside `restore`.
+STATE_UNREADABLE_DETAILS = {
+    "reason", "size", "version_id", "principal", "lock", "last_readable_version_id", "restore", "restore_by_hand",
 }  # fmt: skip
 
 
@@ -130,3 +134,32 @@ def test_a_kept_notification_comes_back_the_same() -> None:
     notification = changed(after, before)
     kept = json.loads(json.dumps(notification.to_dict()))
     assert Notification.from_dict(kept).to_dict() == notification.to_dict()
+
+
+def test_state_unreadable_follows_the_contract_and_is_critical() -> None:
+    notification = state_unreadable(
+        event=event("v9"),
+        state_key=StateKey.parse("prod/network/terraform.tfstate", ("env:",)),
+        reason="not valid JSON",
+        size=42,
+        last_readable_version_id="v8",
+        restore="tfguardian rollback prod/network/terraform.tfstate --version-id v8",
+        restore_by_hand=None,
+    ).to_dict()
+    assert list(notification) == CONTRACT_FIELDS
+    assert set(notification["details"]) == STATE_UNREADABLE_DETAILS
+    assert notification["type"] == "state.unreadable" and notification["severity"] == "critical"
+    assert notification["details"]["version_id"] == "v9" and notification["details"]["last_readable_version_id"] == "v8"
+    assert "not valid JSON" in notification["summary"] and "restore version v8" in notification["summary"]
+
+
+def test_a_state_too_large_to_read_is_announced_from_its_headers() -> None:
+    after = index(42, resources={})
+    before = index(41, resources={})
+    notification = state_changed(
+        event=event(), state_key=StateKey.parse("prod/network/terraform.tfstate", ("env:",)), after=after,
+        before=before, previous_version_id="v1", removed_resources_warning=5, too_large=True,
+    ).to_dict()  # fmt: skip
+    details = notification["details"]
+    assert details["too_large"] is True and details["resources"] is None and details["outputs"] is None
+    assert details["serial"] == {"before": 41, "after": 42} and "too large to diff" in notification["summary"]
