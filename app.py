@@ -79,6 +79,11 @@ def reap_stale_locks(event: CloudWatchEvent) -> None:
     container().reaper.run(datetime.now(UTC))
 
 
+@app.schedule(Rate(10, unit=Rate.MINUTES))
+def backfill_history(event: CloudWatchEvent) -> None:
+    container().backfill.run(time_left=invocation.time_to_wait)
+
+
 @app.route("/locks/reap", methods=["POST"], authorizer=iam)
 def reap_locks_now() -> Response:
     def reap(scope: Scope) -> dict[str, Any]:
@@ -86,7 +91,7 @@ def reap_locks_now() -> Response:
         dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
         if not isinstance(dry_run, bool):
             raise InvalidRequestError('the body must be a JSON object like {"dry_run": true}')
-        return container().queries.reap(datetime.now(UTC), dry_run, scope)
+        return container().repairs.reap(datetime.now(UTC), dry_run, scope)
 
     return _answer(reap, action="reap")
 
@@ -105,12 +110,46 @@ def rollback() -> Response:
 
 @app.route("/states", methods=["GET"], authorizer=iam)
 def list_states() -> Response:
-    return _answer(lambda scope: {"states": container().queries.states(_param("prefix", required=False), scope)})
+    from chalicelib.services.state_queries import page_limit
+
+    return _answer(
+        lambda scope: container().queries.states(
+            _param("prefix", required=False), scope, limit=page_limit(_param("limit", required=False)),
+            next_token=_param("next", required=False) or None,
+        )
+    )  # fmt: skip
 
 
 @app.route("/states/versions", methods=["GET"], authorizer=iam)
 def list_state_versions() -> Response:
-    return _answer(lambda scope: {"key": _param("key"), "versions": container().queries.versions(_param("key"), scope)})
+    from chalicelib.services.state_queries import page_limit
+
+    return _answer(
+        lambda scope: container().queries.versions(
+            _param("key"), scope, limit=page_limit(_param("limit", required=False)),
+            next_token=_param("next", required=False) or None, address=_param("address", required=False) or None,
+        )
+    )  # fmt: skip
+
+
+@app.route("/events", methods=["GET"], authorizer=iam)
+def list_events() -> Response:
+    from chalicelib.services.state_queries import moment_param, page_limit
+
+    def events(scope: Scope) -> dict[str, Any]:
+        filters = {name: value for name in ("prefix", "type", "actor") if (value := _param(name, required=False))}
+        return container().queries.events(
+            scope,
+            key=_param("key", required=False) or None,
+            filters=filters,
+            since=moment_param(_param("since", required=False), "since"),
+            until=moment_param(_param("until", required=False), "until"),
+            limit=page_limit(_param("limit", required=False)),
+            next_token=_param("next", required=False) or None,
+            now=datetime.now(UTC),
+        )
+
+    return _answer(events)
 
 
 @app.route("/states/diff", methods=["GET"], authorizer=iam)
@@ -121,7 +160,7 @@ def diff_state_versions() -> Response:
 @app.route("/states/digest", methods=["POST"], authorizer=iam)
 def repair_state_digest() -> Response:
     return _answer(
-        lambda scope: container().queries.repair_digest(_param("key"), scope, datetime.now(UTC)), action="repair"
+        lambda scope: container().repairs.repair_digest(_param("key"), scope, now=datetime.now(UTC)), action="repair"
     )
 
 
@@ -133,7 +172,10 @@ def list_locks() -> Response:
 @app.route("/locks", methods=["DELETE"], authorizer=iam)
 def force_unlock() -> Response:
     return _answer(
-        lambda scope: container().queries.force_unlock(_param("key"), _param("lock_id"), scope), action="unlock"
+        lambda scope: container().repairs.force_unlock(
+            _param("key"), _param("lock_id"), scope, reason=_param("reason", required=False), now=datetime.now(UTC)
+        ),
+        action="unlock",
     )
 
 

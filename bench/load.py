@@ -36,7 +36,7 @@ from local_stack.stack import REGION, LocalStack, StackOptions
 from local_stack.stream_source import StreamPoller, is_unchanged_modify
 
 if TYPE_CHECKING:
-    from bench.__main__ import Figure
+    from bench.figures import Figure
     from tests.support.terraform import Terraform
 
 # The most aggressive reaper there is: any lock is past its TTL at once, and released on the next run unless it
@@ -468,7 +468,7 @@ def _check(
 
 def load_figures(workspaces: int = 21, concurrency: int = 5, applies_per_workspace: int = 3) -> list[Figure]:
     """`make bench`: the full-size load, on a stack and emulator of its own."""
-    from bench.__main__ import Figure  # noqa: PLC0415 - bench/__main__ is the program that imports this
+    from bench.figures import Figure  # noqa: PLC0415
 
     result = run_load(workspaces, concurrency, applies_per_workspace)
     command = f"python -m bench (bench.load.run_load({workspaces}, {concurrency}, {applies_per_workspace}))"

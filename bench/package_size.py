@@ -19,7 +19,7 @@ from deploy.package import DEPLOYMENT_ZIP, package, stage_environment
 from deploy.stage_config import load_stage
 
 if TYPE_CHECKING:
-    from bench.__main__ import Figure
+    from bench.figures import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
@@ -43,7 +43,7 @@ print(json.dumps({{"seconds": elapsed, "aws_modules": [m for m in {aws_modules!r
 
 def package_figures() -> list[Figure]:
     """The package's size, its import time against the framework's, and whether the import reaches for AWS."""
-    from bench.__main__ import Figure  # noqa: PLC0415 (the bench module imports moto and boto3: only when asked)
+    from bench.figures import Figure  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="guardian-bench-") as scratch:
         work = Path(scratch)

@@ -22,18 +22,24 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
+    from chalicelib.adapters.audit_table import AuditTable
     from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
     from chalicelib.adapters.guardian_table import GuardianTable
+    from chalicelib.adapters.history_table import HistoryTable
+    from chalicelib.adapters.index_store import IndexStore
     from chalicelib.adapters.s3_state_bucket import S3StateBucket
     from chalicelib.domain.access import AccessPolicy
+    from chalicelib.services.backfill import Backfill
     from chalicelib.services.bucket_events import BucketEventRouter
     from chalicelib.services.digest_checks import DigestCheckService
+    from chalicelib.services.hand_repairs import HandRepairs
     from chalicelib.services.lock_lifecycle import LockLifecycleService
     from chalicelib.services.lock_reaper import LockReaper
     from chalicelib.services.notifier import Notifier
     from chalicelib.services.rollback import RollbackService
     from chalicelib.services.state_changes import StateChangeService
     from chalicelib.services.state_queries import StateQueries
+    from chalicelib.services.version_history import VersionHistory
 
 
 class Container:
@@ -78,6 +84,51 @@ class Container:
         return GuardianTable(self.dynamodb, self.settings.guardian_table)
 
     @cached_property
+    def history(self) -> HistoryTable:
+        from chalicelib.adapters.history_table import HistoryTable
+
+        return HistoryTable(self.dynamodb, self.settings.guardian_table, retention=self._retention)
+
+    @cached_property
+    def audit(self) -> AuditTable:
+        from chalicelib.adapters.audit_table import AuditTable
+
+        return AuditTable(self.dynamodb, self.settings.guardian_table, retention=self._retention)
+
+    @cached_property
+    def index_store(self) -> IndexStore | None:
+        if not self.settings.index_bucket:
+            return None
+        from chalicelib.adapters.index_store import IndexStore
+
+        return IndexStore(self.s3, self.settings.index_bucket)
+
+    @cached_property
+    def versions(self) -> VersionHistory:
+        from chalicelib.services.version_history import VersionHistory
+
+        return VersionHistory(
+            self.history,
+            self.index_store,
+            bucket=self.settings.state_bucket,
+            workspace_key_prefixes=self.settings.workspace_key_prefixes,
+        )
+
+    @cached_property
+    def backfill(self) -> Backfill:
+        from chalicelib.services.backfill import Backfill
+
+        return Backfill(
+            self.state_bucket,
+            self.versions,
+            state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
+        )
+
+    @property
+    def _retention(self) -> timedelta:
+        return timedelta(days=self.settings.history_days)
+
+    @cached_property
     def state_bucket(self) -> S3StateBucket:
         from chalicelib.adapters.s3_state_bucket import S3StateBucket
 
@@ -113,7 +164,13 @@ class Container:
             channels.append(JsonLinesFileChannel(self.settings.notify_file))
         if self.settings.notify_console:
             channels.append(ConsoleChannel(self._console or sys.stdout))
-        return Notifier(channels, self.guardian_table, attempts=settings.channel_attempts, routes=settings.routes)
+        return Notifier(
+            channels,
+            self.guardian_table,
+            attempts=settings.channel_attempts,
+            routes=settings.routes,
+            journal=self.audit,
+        )
 
     @cached_property
     def state_changes(self) -> StateChangeService:
@@ -124,6 +181,7 @@ class Container:
             self.guardian_table,
             self.digests,
             self.notifier,
+            self.versions,
             lock_table=self.settings.lock_table,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
             removed_resources_warning=self.settings.removed_resources_warning,
@@ -173,6 +231,7 @@ class Container:
             self.lock_table,
             self.guardian_table,
             self.notifier,
+            self.versions,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 
@@ -180,11 +239,17 @@ class Container:
     def queries(self) -> StateQueries:
         from chalicelib.services.state_queries import StateQueries
 
-        return StateQueries(
+        return StateQueries(self.state_bucket, self.versions, self.audit, self.reaper, retention=self._retention)
+
+    @cached_property
+    def repairs(self) -> HandRepairs:
+        from chalicelib.services.hand_repairs import HandRepairs
+
+        return HandRepairs(
             self.state_bucket,
             self.lock_table,
             self.reaper,
-            state_keys=StateKeyFilter(self.settings.state_key_suffixes, self.settings.state_key_prefixes),
+            self.notifier,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 
@@ -206,6 +271,7 @@ class Container:
             self.guardian_table,
             self.state_bucket,
             self.notifier,
+            self.history,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
             quiet_operations=self.settings.quiet_operations,
         )

@@ -19,6 +19,10 @@ class StateTooLargeError(NotAStateError):
     """A state object is larger than the configured maximum."""
 
 
+class CorruptIndexError(GuardianError):
+    """A stored state index cannot be decoded: it is ignored, and the state read instead."""
+
+
 class ObjectNotFoundError(GuardianError):
     """An S3 object or object version does not exist."""
 

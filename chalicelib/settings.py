@@ -56,6 +56,8 @@ class Settings:
     liveness_url: str | None = None
     api_key_prefixes: tuple[str, ...] = ()
     api_callers: tuple[CallerRule, ...] = ()
+    index_bucket: str | None = None
+    history_days: int = 400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +87,8 @@ class Settings:
             liveness_url=_liveness_url(env),
             api_key_prefixes=_list(env, "GUARDIAN_API_KEY_PREFIXES", (), strip=" "),
             api_callers=_caller_rules(env, "GUARDIAN_API_CALLERS"),
+            index_bucket=_optional(env, "GUARDIAN_INDEX_BUCKET"),
+            history_days=_positive_int(env, "GUARDIAN_HISTORY_DAYS", 400),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),

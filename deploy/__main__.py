@@ -1,4 +1,4 @@
-"""`python -m deploy prepare|harden --stage STAGE`: ready an AWS account for `chalice deploy`, and harden after it.
+"""`python -m deploy prepare|harden|backfill --stage STAGE`: ready an account, harden after deploying, record history.
 
 Both commands read the stage's settings from `.chalice/config.json`, use your usual AWS credentials and region
 (and `AWS_ENDPOINT_URL`, for an emulator), change only what differs, print one line per change, and print
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import boto3
@@ -18,7 +18,7 @@ import boto3
 from deploy.errors import DeployError
 from deploy.harden import harden
 from deploy.prepare import prepare
-from deploy.stage_config import DEFAULT_CONFIG, load_stage
+from deploy.stage_config import DEFAULT_CONFIG, StageConfig, load_stage
 
 EXIT_READY = 0
 EXIT_FAILED = 1  # refused, an AWS error, or something left for the operator to do
@@ -31,12 +31,25 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("prepare", "bring the state bucket, lock table, guardian table, topic and secrets to a ready state"),
         ("harden", "after chalice deploy: dead-letter queue, retries and bisect on the lock stream's mapping"),
+        ("backfill", "record the versions the state bucket holds that the history lacks, to the end"),
     ):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--stage", required=True, help="a stage of the Chalice config, e.g. dev or prod")
-        command.add_argument("--dry-run", action="store_true", help="show what would change, and change nothing")
         command.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the Chalice config to read")
+        if name == "backfill":
+            command.add_argument("--restart", action="store_true", help="walk the whole bucket again")
+        else:
+            command.add_argument("--dry-run", action="store_true", help="show what would change, and change nothing")
     return parser
+
+
+def backfill(stage: StageConfig, *, restart: bool, say: Callable[[str], None]) -> int:
+    """Run the history's backfill to the end with the stage's settings and your credentials; progress is logged."""
+    from chalicelib.composition import Container  # noqa: PLC0415 - the guardian's code only for this command
+
+    progress = Container(stage.settings).backfill.run(restart=restart)
+    say(f"backfill done: {progress.recorded} versions recorded, {progress.looked_at} looked at")
+    return EXIT_READY
 
 
 def main(argv: Sequence[str] | None = None, *, session: boto3.session.Session | None = None) -> int:
@@ -54,6 +67,8 @@ def main(argv: Sequence[str] | None = None, *, session: boto3.session.Session | 
         if args.command == "prepare":
             ready = prepare(session, stage, dry_run=args.dry_run, say=say, environ=os.environ)
             return EXIT_READY if ready else EXIT_FAILED
+        if args.command == "backfill":
+            return backfill(stage, restart=args.restart, say=say)
         harden(session, stage, dry_run=args.dry_run, say=say)
     except DeployError as exc:
         sys.stderr.write(f"{args.command}: error: {exc}\n")

@@ -1,8 +1,9 @@
 """`prepare`: bring a team's S3 backend and the guardian's own resources to the state the guardian needs.
 
-It creates only what belongs to the guardian (its table, topic, event bus and secrets) and changes only settings the
-guardian depends on (versioning, default encryption, public access block, the lock table's stream). It never
-creates a team's state bucket or lock table, and never switches a stream that other consumers may read.
+It creates only what belongs to the guardian (its table, index bucket, topic, event bus and secrets) and changes only
+settings the guardian depends on (versioning, default encryption, public access block, the lock table's stream, the
+index bucket's retention rule). It never creates a team's state bucket or lock table, and never switches a stream
+that other consumers may read.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from deploy.resource_shapes import (
     GUARDIAN_TABLE_ATTRIBUTES,
     GUARDIAN_TABLE_KEY_SCHEMA,
     GUARDIAN_TABLE_TTL_ATTRIBUTE,
+    INDEX_PREFIX,
     LOCK_STREAM_VIEW_TYPE,
     LOCK_TABLE_STREAM,
     PUBLIC_ACCESS_BLOCK,
     PUBLIC_ACCESS_BLOCK_FLAGS,
     create_guardian_table,
     enable_guardian_table_ttl,
+    index_bucket_lifecycle,
 )
 from deploy.stage_config import StageConfig
 
@@ -41,6 +44,7 @@ SECRET_VALUE_VARIABLES = {
     "GUARDIAN_WEBHOOK_SECRET": "GUARDIAN_WEBHOOK_SECRET_VALUE",
 }
 _NO_BUCKET = ("404", "NoSuchBucket")
+_FORBIDDEN = ("403", "AccessDenied")
 _TTL_ON = ("ENABLED", "ENABLING")
 
 
@@ -60,11 +64,13 @@ def prepare(session: Session, stage: StageConfig, *, dry_run: bool, say: Callabl
     """Read everything, then make (or, on a dry run, show) each change; True when nothing is left to do."""
     backend = _Backend(session, stage, environ)
     plan = Plan()
+    backend.check_index_bucket_is_not_the_state_bucket()
     backend.check_state_bucket(plan)
     stream_arn = backend.check_lock_table(plan)
     backend.check_topic(plan)
     backend.check_event_bus(plan)
     backend.check_guardian_table(plan)
+    backend.check_index_bucket(plan)
     backend.check_secrets(plan)
     plan.carry_out(dry_run=dry_run, say=say)
     if stream_arn is None and not dry_run:
@@ -256,6 +262,64 @@ class _Backend:
 
         plan.add(f"dynamodb table {table}: expire items on {GUARDIAN_TABLE_TTL_ATTRIBUTE} (TTL is off)", enable_ttl)
 
+    def check_index_bucket_is_not_the_state_bucket(self) -> None:
+        bucket = self._settings.index_bucket
+        if bucket is not None and bucket == self._settings.state_bucket:
+            raise RefusedError(
+                f"GUARDIAN_INDEX_BUCKET is the state bucket {bucket}: the indexes need a bucket of the guardian's own "
+                f"(its lifecycle rule expires everything under {INDEX_PREFIX}, and every index written would be an "
+                "S3 event of the state bucket); pick a free name for GUARDIAN_INDEX_BUCKET"
+            )
+
+    def check_index_bucket(self, plan: Plan) -> None:
+        """The guardian's own bucket of indexes: created if missing, else brought to the same shape."""
+        bucket = self._settings.index_bucket
+        if bucket is None:
+            return  # no index is kept
+        where, days = f"s3://{bucket}", self._settings.history_days
+        with aws_call(f"read {where}"):
+            try:
+                self._s3.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if error_code(exc) in _FORBIDDEN:
+                    raise RefusedError(
+                        f"index bucket {bucket} exists but your credentials may not read it: bucket names are "
+                        "global, so it may be another account's; pick a free name for GUARDIAN_INDEX_BUCKET, or run "
+                        "prepare with credentials that may read it"
+                    ) from None
+                if error_code(exc) not in _NO_BUCKET:
+                    raise
+                plan.add(
+                    f"{where}: create it, the guardian's index bucket (SSE-S3, all public access blocked, "
+                    f"{INDEX_PREFIX} expiring after {days} days)",
+                    lambda: self._create_index_bucket(bucket),
+                )
+                return
+            encryption = self._bucket_encryption(bucket)
+            public_access = self._public_access_block(bucket)
+            rules = self._lifecycle_rules(bucket)
+        if encryption is None:
+            plan.add(
+                f"{where}: set default encryption to SSE-S3 (AES256) (it has none)",
+                lambda: self._put_bucket_encryption(bucket),
+            )
+        off = [flag for flag in PUBLIC_ACCESS_BLOCK_FLAGS if not public_access.get(flag)]
+        if off:
+            plan.add(
+                f"{where}: block all public access ({', '.join(off)} off)",
+                lambda: self._put_public_access_block(bucket),
+            )
+        (wanted,) = index_bucket_lifecycle(days)["Rules"]
+        found = next((rule for rule in rules if rule.get("ID") == wanted["ID"]), None)
+        differs = _retention_differs(found, wanted)
+        if differs:
+            # The bucket's other rules (an operator's own) are kept: only the guardian's rule is put.
+            others = [rule for rule in rules if rule.get("ID") != wanted["ID"]]
+            plan.add(
+                f"{where}: expire {INDEX_PREFIX} after {days} days, as GUARDIAN_HISTORY_DAYS says ({differs})",
+                lambda: self._put_lifecycle(bucket, [*others, wanted]),
+            )
+
     def check_secrets(self, plan: Plan) -> None:
         for reference in self._secret_references():
             value = self._environ.get(reference.value_variable, "")
@@ -354,6 +418,35 @@ class _Backend:
                 return {}
             raise
 
+    def _lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        try:
+            return [dict(rule) for rule in self._s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
+    def _create_index_bucket(self, bucket: str) -> None:
+        region = self._session.region_name
+        with aws_call(f"create s3://{bucket}"):
+            if region == "us-east-1":  # the one region that refuses a location constraint naming it
+                self._s3.create_bucket(Bucket=bucket)
+            else:
+                self._s3.create_bucket(
+                    Bucket=bucket,
+                    CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+                )
+        self._put_bucket_encryption(bucket)
+        self._put_public_access_block(bucket)
+        self._put_lifecycle(bucket, index_bucket_lifecycle(self._settings.history_days)["Rules"])
+
+    def _put_lifecycle(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        with aws_call(f"set the lifecycle rules of s3://{bucket}"):
+            self._s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
+            )
+
     def _enable_versioning(self, bucket: str) -> None:
         with aws_call(f"enable versioning on s3://{bucket}"):
             self._s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -372,3 +465,18 @@ class _Backend:
     def _enable_lock_stream(self, table: str) -> None:
         with aws_call(f"enable the stream of {table}"):
             self._dynamodb.update_table(TableName=table, StreamSpecification=LOCK_TABLE_STREAM)
+
+
+def _retention_differs(found: dict[str, Any] | None, wanted: dict[str, Any]) -> str | None:
+    """How the bucket's retention rule differs from the wanted one, in a few words; None when it does not."""
+    if found is None:
+        return "it has no such rule"
+    prefix = found.get("Filter", {}).get("Prefix", found.get("Prefix"))
+    days = found.get("Expiration", {}).get("Days")
+    if found.get("Status") != "Enabled":
+        return f"its rule is {found.get('Status')}"
+    if prefix != wanted["Filter"]["Prefix"]:
+        return f"its rule covers the prefix {prefix!r}"
+    if days != wanted["Expiration"]["Days"]:
+        return f"its rule says {days} days" if days is not None else "its rule sets no expiration in days"
+    return None

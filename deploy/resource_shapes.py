@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -63,3 +63,21 @@ def enable_guardian_table_ttl(dynamodb: DynamoDBClient, name: str) -> None:
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": GUARDIAN_TABLE_TTL_ATTRIBUTE},
     )
+
+
+# Where each state version's index is kept: a bucket of the guardian's own, its objects under this prefix.
+INDEX_PREFIX = "indexes/"
+
+
+def index_bucket_lifecycle(retention_days: int) -> dict[str, Any]:
+    """The index bucket's one rule: an index goes `retention_days` after it was written, as its record does."""
+    return {
+        "Rules": [
+            {
+                "ID": "tfstate-guardian-index-retention",
+                "Filter": {"Prefix": INDEX_PREFIX},
+                "Status": "Enabled",
+                "Expiration": {"Days": retention_days},
+            }
+        ]
+    }

@@ -1,4 +1,4 @@
-"""`tfguardian`: states, versions, diff, rollback, locks, unlock and repair-digest, over the guardian's API.
+"""`tfguardian`: states, history, events, versions, diff, rollback, locks, unlock and repair-digest, over the API.
 
 It signs requests with SigV4 from your usual AWS credentials (API Gateway with IAM authorization), or talks to
 the local stack unsigned. Tables for people, `--json` for scripts; a refusal exits non-zero. The global options
@@ -130,7 +130,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         "stack honours and a deployed API ignores; default $TFGUARDIAN_ACT_AS)")  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: global options before or after each command."""
     parser = argparse.ArgumentParser(prog="tfguardian", description=__doc__.splitlines()[0] if __doc__ else None)
     _global_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
@@ -140,10 +141,24 @@ def main(argv: list[str] | None = None) -> int:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
 
-    states = command("states", "list state objects")
+    states = command("states", "the fleet: each state's latest version, writer and lock holder")
     states.add_argument("--prefix", default="")
+    _paging(states)
     versions = command("versions", "a state's versions, newest first")
     versions.add_argument("key")
+    versions.add_argument("--address", help="only the versions that added, changed or removed this resource")
+    _paging(versions)
+    history = command("history", "a state's versions with who wrote each and what it changed")
+    history.add_argument("key")
+    _paging(history)
+    events = command("events", "the audit trail, newest first")
+    events.add_argument("--key", help="one state's events")
+    events.add_argument("--prefix", help="states whose keys start with this")
+    events.add_argument("--type", help="e.g. state.changed, lock.force_released")
+    events.add_argument("--actor", help="a lock holder (Who), an S3 principal or an API caller")
+    events.add_argument("--since", help="RFC3339 time, e.g. 2026-11-26T11:00:00Z")
+    events.add_argument("--until", help="RFC3339 time")
+    _paging(events)
     diff = command("diff", "resource and output changes between two versions")
     diff.add_argument("key")
     diff.add_argument("from_version")
@@ -161,8 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     unlock = command("unlock", "verified force-unlock: the lock ID must match")
     unlock.add_argument("key")
     unlock.add_argument("lock_id")
+    unlock.add_argument("--reason", default="", help="said in the lock.force_released notification")
     repair = command("repair-digest", "set the digest to the MD5 of the current bytes")
     repair.add_argument("key")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.act_as:
         if urlsplit(args.endpoint).hostname not in LOCAL:
@@ -183,18 +204,65 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
 
 
+def _paging(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--limit", type=int, help="at most this many per page (the API's default: 100)")
+    command.add_argument("--next", help="the page the previous answer's `next` names")
+    command.add_argument("--all", action="store_true", help="every page, one after the other")
+
+
+def pages(api: Api, path: str, query: dict[str, str], items: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One page of a listing, or with `--all` every page joined; a `next` left over is said on stderr."""
+    query = {name: value for name, value in query.items() if value}
+    if args.limit:
+        query["limit"] = str(args.limit)
+    if args.next:
+        query["next"] = args.next
+    answer = api.call("GET", path, query)
+    while args.all and answer.get("next"):
+        more = api.call("GET", path, {**query, "next": answer["next"]})
+        answer = {**more, items: answer[items] + more[items]}
+    if answer.get("next") and not args.json:
+        print(f"(more: --next {answer['next']}, or --all)", file=sys.stderr)
+    return answer
+
+
+def _with_writer(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **(row.get("writer") or {})}
+
+
+def _changes(version: dict[str, Any]) -> str | None:
+    changes = (version.get("changes") or {}).get("resources")
+    return f"+{changes['added']} ~{changes['changed']} -{changes['removed']}" if changes else None
+
+
 def run(api: Api, args: argparse.Namespace) -> int:
     def out(answer: dict[str, Any], text: str) -> int:
         print(json.dumps(answer, indent=2) if args.json else text)
         return 0
 
     if args.command == "states":
-        answer = api.call("GET", "/states", {"prefix": args.prefix} if args.prefix else None)
-        return out(answer, table(answer["states"], ["key", "workspace", "serial", "size", "last_modified", "locked"]))
-    if args.command == "versions":
-        answer = api.call("GET", "/states/versions", {"key": args.key})
-        columns = ["version_id", "last_modified", "serial", "size", "current", "delete_marker"]
-        return out(answer, table(answer["versions"], columns))
+        answer = pages(api, "/states", {"prefix": args.prefix}, "states", args)
+        rows = [_with_writer(state) | {"holder": (state.get("lock") or {}).get("who")} for state in answer["states"]]
+        columns = ["key", "workspace", "serial", "last_written_at", "who", "resource_count", "holder"]
+        return out(answer, table(rows, columns))
+    if args.command in ("versions", "history"):
+        query = {"key": args.key, "address": getattr(args, "address", None) or ""}
+        answer = pages(api, "/states/versions", query, "versions", args)
+        rows = [_with_writer(version) | {"changes": _changes(version)} for version in answer["versions"]]
+        columns = (
+            ["version_id", "written_at", "serial", "kind", "who", "operation", "principal", "changes"]
+            if args.command == "history"
+            else ["version_id", "written_at", "serial", "kind", "size", "who", "changes", "recorded"]
+        )
+        return out(answer, table(rows, columns))
+    if args.command == "events":
+        query = {name: getattr(args, name) or "" for name in ("key", "prefix", "type", "actor", "since", "until")}
+        answer = pages(api, "/events", query, "events", args)
+        rows = [
+            {**event, "by": event.get("caller") or event.get("who") or event.get("principal")}
+            for event in answer["events"]
+        ]
+        return out(answer, table(rows, ["occurred_at", "type", "key", "by", "summary"]))
     if args.command == "diff":
         answer = api.call("GET", "/states/diff", {"key": args.key, "from": args.from_version, "to": args.to_version})
         return out(answer, show_diff(answer))
@@ -203,7 +271,7 @@ def run(api: Api, args: argparse.Namespace) -> int:
         rows = [{**lock, **(lock.get("lock") or {})} for lock in answer["locks"]]
         return out(answer, table(rows, ["key", "source", "id", "who", "operation", "age_s", "verdict"]))
     if args.command == "unlock":
-        answer = api.call("DELETE", "/locks", {"key": args.key, "lock_id": args.lock_id})
+        answer = api.call("DELETE", "/locks", {"key": args.key, "lock_id": args.lock_id, "reason": args.reason})
         return out(answer, f"released: {terminal_safe(', '.join(map(str, answer['released'])))}")
     if args.command == "repair-digest":
         answer = api.call("POST", "/states/digest", {"key": args.key})

@@ -60,7 +60,7 @@ class MotoServer:
     def start(self, timeout_s: float = 30.0) -> None:
         log = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            [sys.executable, "-m", "local_stack.moto_server", "-H", HOST, "-p", str(self.port)],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

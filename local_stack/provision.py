@@ -1,11 +1,17 @@
-"""Creates what the guardian watches and uses: state bucket, lock table with a stream, its own table, a topic."""
+"""Creates the state bucket, the lock table with its stream, the guardian's own table and index bucket, a topic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from deploy.resource_shapes import DEFAULT_ENCRYPTION, LOCK_TABLE_STREAM, PUBLIC_ACCESS_BLOCK, create_guardian_table
+from deploy.resource_shapes import (
+    DEFAULT_ENCRYPTION,
+    LOCK_TABLE_STREAM,
+    PUBLIC_ACCESS_BLOCK,
+    create_guardian_table,
+    index_bucket_lifecycle,
+)
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -21,6 +27,7 @@ class Resources:
     lock_table_stream_arn: str
     guardian_table: str
     notify_topic_arn: str
+    index_bucket: str
 
     def guardian_env(self) -> dict[str, str]:
         """The guardian's settings that name these resources."""
@@ -30,10 +37,20 @@ class Resources:
             "GUARDIAN_LOCK_TABLE_STREAM_ARN": self.lock_table_stream_arn,
             "GUARDIAN_TABLE": self.guardian_table,
             "GUARDIAN_NOTIFY_TOPIC_ARN": self.notify_topic_arn,
+            "GUARDIAN_INDEX_BUCKET": self.index_bucket,
         }
 
 
-def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_table: str, topic: str) -> Resources:
+def provision(
+    session: Session,
+    *,
+    state_bucket: str,
+    lock_table: str,
+    guardian_table: str,
+    topic: str,
+    index_bucket: str = "tfstate-guardian-indexes",
+    retention_days: int = 400,
+) -> Resources:
     """Create the resources, or adopt them where they already exist."""
     s3 = session.client("s3")
     dynamodb = session.client("dynamodb")
@@ -41,14 +58,19 @@ def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_
     region = session.region_name or "us-east-1"
 
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    if state_bucket not in existing:
-        if region == "us-east-1":
-            s3.create_bucket(Bucket=state_bucket)
-        else:
-            s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+    for bucket in (state_bucket, index_bucket):
+        if bucket not in existing:
+            if region == "us-east-1":
+                s3.create_bucket(Bucket=bucket)
+            else:
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=index_bucket,
+        LifecycleConfiguration=index_bucket_lifecycle(retention_days),  # type: ignore[arg-type]
+    )
     s3.put_bucket_versioning(Bucket=state_bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=state_bucket, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
-    s3.put_public_access_block(Bucket=state_bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
 
     if lock_table not in dynamodb.list_tables().get("TableNames", []):
         dynamodb.create_table(
@@ -69,4 +91,5 @@ def provision(session: Session, *, state_bucket: str, lock_table: str, guardian_
         lock_table_stream_arn=stream_arn,
         guardian_table=guardian_table,
         notify_topic_arn=topic_arn,
+        index_bucket=index_bucket,
     )

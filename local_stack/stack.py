@@ -45,6 +45,7 @@ class StackOptions:
     lock_table: str = "tfstate-guardian-locks"
     guardian_table: str = "tfstate-guardian"
     topic: str = "tfstate-guardian-notifications"
+    index_bucket: str = "tfstate-guardian-local-indexes"
     poll_interval_s: float = 0.5
     schedule_interval_s: float = 10.0
     app_module: str = "app"
@@ -93,8 +94,11 @@ class LocalStack:
             lock_table=options.lock_table,
             guardian_table=options.guardian_table,
             topic=options.topic,
+            index_bucket=options.index_bucket,
         )
         self._configure_guardian(self.resources)
+        # What the bucket held before the guardian watched it: recorded now, as the scheduled backfill would.
+        composition.container().backfill.run()
         self._watcher = VersionWatcher(session.client("s3"), self.resources.state_bucket, REGION, "tfstate-guardian")
         self._watcher.baseline()
         self._poller = StreamPoller(session.client("dynamodbstreams"), self.resources.lock_table_stream_arn, REGION)

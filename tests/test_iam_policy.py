@@ -18,6 +18,7 @@ from chalice.config import Config
 from chalicelib.services.notifier import LAMBDA_TIMEOUT_S, LEASE_S
 from chalicelib.settings import Settings
 from deploy.harden import STREAM_HANDLER, dead_letter_queue_name
+from deploy.resource_shapes import INDEX_PREFIX
 from deploy.stage_config import load_stage
 from tests.conftest import API_FUNCTION, AWS_CALLS, AwsCall
 
@@ -27,14 +28,15 @@ CONFIG = json.loads((CHALICE / "config.json").read_text())
 STAGES = sorted(CONFIG["stages"])
 # Chalice's decorators that each deploy a function of their own; every route shares the one API function.
 EVENT_DECORATORS = {"on_s3_event", "on_dynamodb_record", "schedule", "on_sns_message", "on_sqs_message", "on_cw_event"}
-STATE_EVENTS, LOCK_EVENTS, DIGESTS, REAPER = (
+STATE_EVENTS, LOCK_EVENTS, DIGESTS, REAPER, BACKFILL = (
     "on_state_object_event",
     "on_lock_table_change",
     "verify_state_digests",
     "reap_stale_locks",
+    "backfill_history",
 )
 # The fewest calls a whole run makes as each function, so that checking its policy is never checking nothing.
-MINIMUM_CALLS = {STATE_EVENTS: 2000, LOCK_EVENTS: 500, DIGESTS: 100, REAPER: 300, API_FUNCTION: 500}
+MINIMUM_CALLS = {STATE_EVENTS: 2000, LOCK_EVENTS: 500, DIGESTS: 100, REAPER: 300, BACKFILL: 500, API_FUNCTION: 500}
 # Every action a notification channel needs; a statement with one of them must belong to a configured channel.
 CHANNEL_ACTIONS = {
     "sns:Publish",
@@ -84,6 +86,9 @@ def deployed_functions() -> list[str]:
 
 
 FUNCTIONS = deployed_functions()
+# The backfill records what the bucket held before the guardian watched it: it announces nothing, so it has no
+# channel and no delivery ledger (a call to either, were it to make one, fails the run's check of its calls).
+NOTIFIERS = sorted(set(FUNCTIONS) - {BACKFILL})
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,15 @@ class Stage:
     def bucket(self) -> str:
         return self.env["GUARDIAN_STATE_BUCKET"]
 
+    @property
+    def index_bucket(self) -> str:
+        return self.env["GUARDIAN_INDEX_BUCKET"]
+
     def object_arn(self, key: str) -> str:
         return f"arn:aws:s3:::{self.bucket}/{key}"
+
+    def index_arn(self, key: str) -> str:
+        return f"arn:aws:s3:::{self.index_bucket}/{INDEX_PREFIX}{key}"
 
     def table_arn(self, table: str) -> str:
         return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{table}"
@@ -178,7 +190,8 @@ def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
     """
     own, params = call.settings, call.params
     if call.service == "s3":
-        bucket = stage.bucket if params["Bucket"] == own.state_bucket else params["Bucket"]
+        buckets = {own.state_bucket: stage.bucket, own.index_bucket: stage.index_bucket}
+        bucket = buckets.get(params["Bucket"], params["Bucket"])
         bucket_arn, versioned = f"arn:aws:s3:::{bucket}", bool(params.get("VersionId"))
         object_arn = f"{bucket_arn}/{params.get('Key', '')}"
         if call.operation in ("GetObject", "HeadObject"):
@@ -391,7 +404,7 @@ def test_each_function_is_granted_only_what_it_used_in_this_run(stage: str, func
     """Every action, resource and condition pattern of the function's policy was needed by one of its calls.
 
     Lambda's own uses of the role, the channels (checked on exactly their resources below) and the delivery ledger
-    (checked for every function below) aside.
+    (checked for every function that notifies below) aside.
     """
     whole_run()
     policy, made = Stage(stage).policy(function), calls_as(Stage(stage), function)
@@ -401,7 +414,8 @@ def test_each_function_is_granted_only_what_it_used_in_this_run(stage: str, func
             continue
         used = [request for request in made if applies(statement, request)]
         for change, narrowed in narrowings(statement):
-            if statement["Sid"] == "GuardianTable" and change.removeprefix("removing ") in LEDGER_ACTIONS:
+            ledger = function in NOTIFIERS and change.removeprefix("removing ") in LEDGER_ACTIONS
+            if statement["Sid"] == "GuardianTable" and ledger:
                 continue
             if all(applies(narrowed, request) for request in used):
                 unused.append(f"{statement['Sid']}: {change.removeprefix('removing ').removeprefix('narrowing ')}")
@@ -409,10 +423,13 @@ def test_each_function_is_granted_only_what_it_used_in_this_run(stage: str, func
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
-def test_every_function_may_keep_the_delivery_ledger_of_its_notifications(stage: str, function: str) -> None:
+def test_every_function_that_notifies_may_keep_the_delivery_ledger_of_its_notifications(
+    stage: str, function: str
+) -> None:
     config = Stage(stage)
     for action in LEDGER_ACTIONS:
-        assert allows(config.policy(function), Request(action, config.guardian_table_arn, ("delivery#0123abcd",)))
+        request = Request(action, config.guardian_table_arn, ("delivery#0123abcd",))
+        assert allows(config.policy(function), request) or function not in NOTIFIERS
 
 
 def test_the_checker_evaluates_what_iam_would() -> None:
@@ -452,7 +469,9 @@ def test_the_checker_evaluates_what_iam_would() -> None:
 
 def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
     stage = Stage("dev")
-    run = Settings(state_bucket="b", lock_table="locks", lock_table_stream_arn="s", guardian_table="guardian")
+    run = Settings(
+        state_bucket="b", lock_table="locks", lock_table_stream_arn="s", guardian_table="guardian", index_bucket="i"
+    )
     transaction = AwsCall(
         REAPER,
         "dynamodb",
@@ -485,6 +504,11 @@ def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
         Request("s3:GetObjectVersion", stage.object_arn("a.tflock")),
         Request("s3:ListBucket", f"arn:aws:s3:::{stage.bucket}"),
     ]
+    index = AwsCall(STATE_EVENTS, "s3", "GetObject", {"Bucket": "i", "Key": f"{INDEX_PREFIX}x/v"}, run)
+    assert requests_of(index, stage) == [
+        Request("s3:GetObject", stage.index_arn("x/v")),
+        Request("s3:ListBucket", f"arn:aws:s3:::{stage.index_bucket}"),
+    ]
     elsewhere = AwsCall(REAPER, "s3", "DeleteObject", {"Bucket": "c", "Key": "a.tflock", "VersionId": "v"}, run)
     assert requests_of(elsewhere, stage) == [Request("s3:DeleteObjectVersion", "arn:aws:s3:::c/a.tflock")]
     query = AwsCall(
@@ -499,17 +523,20 @@ def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
 
 
 def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
-    """Each way to read or change a state, a lock or a digest, and the functions that may."""
+    """Each way to read or change a state, a lock, a digest or an index, and the functions that may."""
     state, lockfile, path = "prod/app.tfstate", "prod/app.tfstate.tflock", f"{stage.bucket}/prod/app.tfstate"
     bucket, table, other = f"arn:aws:s3:::{stage.bucket}", stage.lock_table_arn, "other/prod/app.tfstate"
+    indexes, index = f"arn:aws:s3:::{stage.index_bucket}", stage.index_arn("0123abcd/3HL4kqtJlcpXroDTDmJ")
     everyone_but_the_stream = set(FUNCTIONS) - {LOCK_EVENTS}
+    # The index of a version is written by whoever first reads that version to record it; the API only reads them.
+    indexers, readers = {STATE_EVENTS, BACKFILL}, {STATE_EVENTS, BACKFILL, API_FUNCTION}
     return {
         "list the states": (Request("s3:ListBucket", bucket), everyone_but_the_stream),
         "list their versions": (Request("s3:ListBucketVersions", bucket), everyone_but_the_stream),
         "read a state": (Request("s3:GetObject", stage.object_arn(state)), {STATE_EVENTS, API_FUNCTION}),
         "read a state version": (
             Request("s3:GetObjectVersion", stage.object_arn(state)),
-            {STATE_EVENTS, DIGESTS, API_FUNCTION},
+            {STATE_EVENTS, DIGESTS, BACKFILL, API_FUNCTION},
         ),
         "read a lockfile": (Request("s3:GetObject", stage.object_arn(lockfile)), {STATE_EVENTS, REAPER, API_FUNCTION}),
         "read another bucket's state": (Request("s3:GetObject", f"arn:aws:s3:::{other}"), set()),
@@ -540,6 +567,20 @@ def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
         "write a digest": (Request("dynamodb:PutItem", table, (path + "-md5",)), {API_FUNCTION, DIGESTS}),
         "write another bucket's digest": (Request("dynamodb:PutItem", table, (other + "-md5",)), set()),
         "write several lock items at once": (Request("dynamodb:BatchWriteItem", table, (path,)), set()),
+        "list the indexes": (Request("s3:ListBucket", indexes), readers),
+        "read an index": (Request("s3:GetObject", index), readers),
+        "write an index": (Request("s3:PutObject", index), indexers),
+        "delete an index": (Request("s3:DeleteObject", index), set()),
+        "read an index bucket object outside the indexes": (
+            Request("s3:GetObject", f"{indexes}/{stage.bucket}/{state}"),
+            set(),
+        ),
+        "write an index bucket object outside the indexes": (Request("s3:PutObject", f"{indexes}/{state}"), set()),
+        "write an index into the state bucket": (
+            Request("s3:PutObject", stage.object_arn(f"{INDEX_PREFIX}0123abcd/v")),
+            {API_FUNCTION},  # it writes states, whose keys are the team's to choose
+        ),
+        "read a state version in the index bucket": (Request("s3:GetObjectVersion", f"{indexes}/{state}"), set()),
     }
 
 
@@ -553,8 +594,9 @@ def test_each_function_may_read_and_change_only_what_it_is_meant_to(stage: str) 
 
 def stage_resources(stage: Stage, function: str) -> set[str]:
     """Everything a function's policy may name: the stage's own resources, and its own log group."""
-    bucket = f"arn:aws:s3:::{stage.bucket}"
+    bucket, indexes = f"arn:aws:s3:::{stage.bucket}", f"arn:aws:s3:::{stage.index_bucket}"
     resources = {bucket, f"{bucket}/*", f"{bucket}/*.tflock", stage.lock_table_arn, stage.guardian_table_arn}
+    resources |= {indexes, stage.index_arn("*")}
     resources |= {resource for _, resource in channel_grants(stage.env)} | {stage.log_group_arn(function)}
     if function == STREAM_HANDLER:
         queue = dead_letter_queue_name(load_stage(CHALICE / "config.json", stage.name))
@@ -569,6 +611,7 @@ def stage_resources(stage: Stage, function: str) -> set[str]:
 def test_no_wildcards_beyond_the_buckets_objects_and_the_functions_own_log_streams(stage: str, function: str) -> None:
     config = Stage(stage)
     wild = {f"arn:aws:s3:::{config.bucket}/*", f"arn:aws:s3:::{config.bucket}/*.tflock", config.log_group_arn(function)}
+    wild.add(config.index_arn("*"))
     for statement in config.policy(function)["Statement"]:
         assert statement["Effect"] == "Allow", statement["Sid"]
         assert not any(set(action) & {"*", "?"} for action in as_list(statement["Action"])), statement["Sid"]
@@ -640,9 +683,10 @@ def policy_channel_grants(policy: dict[str, Any]) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
 def test_each_configured_channel_and_no_other_is_allowed_on_exactly_its_resource(stage: str, function: str) -> None:
-    """Every function notifies: each gets every channel the stage configures."""
+    """Every function but the backfill notifies: each gets every channel the stage configures, the backfill none."""
     config = Stage(stage)
-    assert policy_channel_grants(config.policy(function)) == channel_grants(config.env)
+    wanted = channel_grants(config.env) if function in NOTIFIERS else set()
+    assert policy_channel_grants(config.policy(function)) == wanted
 
 
 def test_the_channel_mapping_sees_every_channel() -> None:

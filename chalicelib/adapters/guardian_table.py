@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import conditional_write, translate
+from chalicelib.adapters.dynamo_items import batch_write, transact
 from chalicelib.domain.deliveries import DeliveryClaims
 from chalicelib.domain.digests import DigestIntent, DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
@@ -32,8 +33,6 @@ DIGEST_SUSPECTS = "digest-suspects"
 DIGEST_INTENTS = "digest-intents"
 PENDING_NOTIFICATIONS = "pending-notifications"
 TRANSACTION_ITEMS = 100
-BATCH_WRITE_ITEMS = 25
-BATCH_WRITE_ATTEMPTS = 5
 IDEMPOTENCY_HOURS = 24
 # An item holds at most 400 KB; what is left of that beside its key and other attributes.
 MAX_ANSWER_BYTES = 350_000
@@ -181,34 +180,10 @@ class GuardianTable:
                 raise TransientAwsError("recording lock sessions was refused")
 
     def _transact(self, actions: list[Any], what: str) -> set[int]:
-        """Run one transaction; the positions refused by their condition (then nothing was written)."""
-        try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons")
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException" and reasons:
-                refused = {i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
-                if refused:
-                    return refused
-            raise translate(exc, f"{what} in {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"{what} in {self.name}") from exc
-        return set()
+        return transact(self._client, actions, f"{what} in {self.name}")
 
     def _batch_write(self, requests: list[Any], what: str) -> None:
-        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
-            chunk: dict[str, Any] = {self.name: requests[start : start + BATCH_WRITE_ITEMS]}
-            for attempt in range(BATCH_WRITE_ATTEMPTS):
-                try:
-                    response = self._client.batch_write_item(RequestItems=chunk)
-                except (ClientError, BotoCoreError) as exc:
-                    raise translate(exc, f"{what} in {self.name}") from exc
-                chunk = dict(response.get("UnprocessedItems") or {})
-                if not chunk:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            if chunk:
-                raise TransientAwsError(f"{what} in {self.name}: items left unprocessed")
+        batch_write(self._client, self.name, requests, what)
 
     def recent_lock_sessions(self, path: str) -> list[LockSession]:
         """The latest lock sessions of one state (`<bucket>/<key>`), newest first."""

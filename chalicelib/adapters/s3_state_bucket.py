@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws_errors import translate
 from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
-from chalicelib.domain.state_index import DECODED, StateIndex, index_state, state_header
+from chalicelib.domain.state_index import DECODED, Lender, StateIndex, index_state, state_header
 from chalicelib.domain.state_keys import LOCKFILE_SUFFIX
 from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoundError, StateTooLargeError
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CHUNK_BYTES = 1 << 18
+# A state is read in chunks of `CHUNK_BYTES` at first (its header, and all of a small state), then larger ones:
+# a thread reads them ahead (see `state_index`), and fewer hand-overs between threads cost less.
+LARGE_CHUNK_BYTES = 1 << 20
 LOCKFILE_MAX_BYTES = 64 * 1024  # a LockInfo is a few hundred bytes: a larger `.tflock` is never read whole
 
 
@@ -42,6 +45,14 @@ class NewestVersion:
     version_id: str
     is_current: bool
     last_modified: datetime
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Where a version stands in its key's history: when it was written, and the version with data before it."""
+
+    written_at: datetime | None  # None when the version is no longer listed
+    previous_version_id: str | None
 
 
 @dataclass(frozen=True)
@@ -87,13 +98,15 @@ class S3StateBucket:
         except HeaderIncomplete:  # rare: a streaming read of it all, never the whole state in memory
             return state_header(lambda: self._chunks(key, version_id, any_size=any_size))
 
-    def read_index(self, key: str, version_id: str | None, *, like: StateIndex | None = None) -> StateIndex:
+    def read_index(self, key: str, version_id: str | None, *, like: Lender = None) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
 
         With `like`, the index's resource digests are of the same kind as that one's, so the two compare, and
         each resource written exactly as in `like` takes its entries from there instead of being read again.
+        `like` may be a function that gives it, called once the read has begun (see `index_state`): its digests
+        are then taken to be in Terraform's layout.
         """
-        decoded = like is not None and like.resource_digests == DECODED
+        decoded = isinstance(like, StateIndex) and like.resource_digests == DECODED
         return index_state(lambda: self._chunks(key, version_id), decoded=decoded, like=like)
 
     def read_indexes(self, key: str, first: str, second: str) -> tuple[StateIndex, StateIndex]:
@@ -124,7 +137,10 @@ class S3StateBucket:
                 f"{response['ContentLength']} bytes is more than the maximum of {self._max_state_bytes}"
             )
         try:
-            yield from response["Body"].iter_chunks(CHUNK_BYTES)
+            body, size = response["Body"], CHUNK_BYTES
+            while chunk := body.read(size):
+                yield chunk
+                size = LARGE_CHUNK_BYTES
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, action) from exc
         finally:
@@ -198,6 +214,62 @@ class S3StateBucket:
             raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
         # The latest first; the rest by time, newest first.
         return sorted(entries, key=lambda entry: (entry.is_latest, entry.last_modified), reverse=True)
+
+    def versions_page(
+        self, key: str, *, key_marker: str | None, version_marker: str | None, limit: int
+    ) -> tuple[list[ObjectVersion], tuple[str, str] | None]:
+        """Up to `limit` versions and delete markers of exactly `key`, newest first, from where the markers say;
+        the markers of the next page, if any."""
+        request: dict[str, Any] = {"Bucket": self.name, "Prefix": key, "MaxKeys": limit}
+        if key_marker:
+            request.update(KeyMarker=key_marker, VersionIdMarker=version_marker or "")
+        try:
+            response = self._client.list_object_versions(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
+        entries = [
+            ObjectVersion(v["VersionId"], v["LastModified"], v.get("Size", 0), bool(v.get("IsLatest")), False)
+            for v in response.get("Versions", [])
+            if v.get("Key") == key
+        ] + [
+            ObjectVersion(m["VersionId"], m["LastModified"], 0, bool(m.get("IsLatest")), True)
+            for m in response.get("DeleteMarkers", [])
+            if m.get("Key") == key
+        ]
+        entries.sort(key=lambda entry: entry.last_modified, reverse=True)
+        beyond = any(
+            v.get("Key", "") > key for v in (*response.get("Versions", []), *response.get("DeleteMarkers", []))
+        )
+        if not response.get("IsTruncated") or beyond:
+            return entries, None
+        return entries, (str(response.get("NextKeyMarker", "")), str(response.get("NextVersionIdMarker", "")))
+
+    def all_versions_page(
+        self, *, key_marker: str | None, version_marker: str | None, limit: int
+    ) -> tuple[list[tuple[str, ObjectVersion]], tuple[str, str] | None]:
+        """Up to `limit` versions and delete markers of the whole bucket after the markers: keys in order, each
+        key's versions newest first, then its delete markers; the markers of the next page, if any."""
+        request: dict[str, Any] = {"Bucket": self.name, "MaxKeys": limit}
+        if key_marker:
+            request.update(KeyMarker=key_marker, VersionIdMarker=version_marker or "")
+        try:
+            response = self._client.list_object_versions(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list versions of s3://{self.name}") from exc
+        entries = [
+            (
+                v["Key"],
+                ObjectVersion(v["VersionId"], v["LastModified"], v.get("Size", 0), bool(v.get("IsLatest")), False),
+            )
+            for v in response.get("Versions", [])
+        ] + [
+            (m["Key"], ObjectVersion(m["VersionId"], m["LastModified"], 0, bool(m.get("IsLatest")), True))
+            for m in response.get("DeleteMarkers", [])
+        ]
+        entries.sort(key=lambda entry: entry[0])  # stable: each key's versions keep S3's order, newest first
+        if not response.get("IsTruncated"):
+            return entries, None
+        return entries, (str(response.get("NextKeyMarker", "")), str(response.get("NextVersionIdMarker", "")))
 
     def put_state(self, key: str, body: bytes) -> str:
         """Write a new current version of a state; its version id."""
@@ -300,20 +372,35 @@ class S3StateBucket:
 
         None when `version_id` is the first version of the key, or is no longer listed.
         """
-        found = False
+        return self.neighbours(key, version_id).previous_version_id
+
+    def neighbours(self, key: str, version_id: str) -> Neighbours:
+        """When a version (or delete marker) of `key` was written, and the newest version with data before it."""
+        written_at: datetime | None = None
         try:
             pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=key)
             for page in pages:
+                markers = [m for m in page.get("DeleteMarkers", []) if m.get("Key") == key]
+                marker = next((m for m in markers if m.get("VersionId") == version_id), None)
+                if marker is not None:
+                    written_at = marker["LastModified"]
                 # S3 lists the versions of one key newest first; delete markers are listed apart.
                 for version in page.get("Versions", []):
                     if version.get("Key") != key:
                         continue
-                    if found:
-                        return version.get("VersionId")
-                    found = version.get("VersionId") == version_id
+                    if (
+                        written_at is not None
+                        and version["LastModified"] <= written_at
+                        and (marker is not None or version.get("VersionId") != version_id)
+                    ):
+                        return Neighbours(written_at, version.get("VersionId"))
+                    if version.get("VersionId") == version_id:
+                        written_at = version["LastModified"]
+                if any(v.get("Key", "") > key for v in page.get("Versions", [])):
+                    break
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
-        return None
+        return Neighbours(written_at, None)
 
 
 def _lockfile_body(response: Any) -> bytes | None:

@@ -40,6 +40,8 @@ class NotificationType(Enum):
     LOCK_RELEASED = "lock.released"
     LOCK_STALE = "lock.stale"
     LOCK_REAPED = "lock.reaped"
+    LOCK_FORCE_RELEASED = "lock.force_released"
+    DIGEST_REPAIRED = "digest.repaired"
 
 
 @dataclass(frozen=True)
@@ -130,12 +132,18 @@ def state_changed(
     removed_resources_warning: int,
     holder: LockSession | None = None,
     too_large: bool = False,
+    diff: StateDiff | None = None,
 ) -> Notification:
-    """The `state.changed` notification for one write of a state object; `too_large`: from the headers alone."""
+    """The `state.changed` notification for one write of a state object; `too_large`: from the headers alone.
+
+    `diff`, when the caller has it already, is `StateDiff.between(before, after)`.
+    """
     new, old = after.header, before.header if before else None
     lineage_changed = old is not None and new.lineage_differs(old)
-    undiffable = too_large or new.encrypted or (old is not None and old.encrypted)
-    diff = None if undiffable else StateDiff.between(before, after)
+    if too_large or not diffable(after, before):
+        diff = None
+    elif diff is None:
+        diff = StateDiff.between(before, after)
     if lineage_changed:
         severity = Severity.CRITICAL
     elif (old is not None and new.serial < old.serial) or (
@@ -180,6 +188,11 @@ def state_changed(
             "too_large": too_large,
         },
     )
+
+
+def diffable(after: StateIndex, before: StateIndex | None) -> bool:
+    """Whether two versions have resources to compare: an encrypted OpenTofu state has none to show."""
+    return not after.header.encrypted and not (before is not None and before.header.encrypted)
 
 
 def state_deleted(
@@ -430,5 +443,52 @@ def state_unreadable(
             "last_readable_version_id": last_readable_version_id,
             "restore": restore,
             "restore_by_hand": restore_by_hand,
+        },
+    )
+
+
+def lock_force_released(
+    *, lock: LockInfo | None, lock_id: str, source: list[str], state_key: StateKey, bucket: str,
+    occurred_at: datetime, caller: str, reason: str,
+) -> Notification:  # fmt: skip
+    """`lock.force_released`: a person released a lock by hand through the API; who it was, and why."""
+    held_by = f" of {lock.who} ({lock.short_operation})" if lock else ""
+    return Notification(
+        id=dedupe_id(NotificationType.LOCK_FORCE_RELEASED, bucket, state_key.key, lock_id),
+        type=NotificationType.LOCK_FORCE_RELEASED,
+        severity=Severity.WARNING,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: lock {lock_id}{held_by} force-released by {caller}",
+        details={
+            "lock": lock.to_dict(source[0]) if lock else {"id": lock_id},
+            "released": source,
+            "caller": caller,
+            "reason": reason,
+        },
+    )
+
+
+def digest_repaired(
+    *, bucket: str, state_key: StateKey, version_id: str, stored_before: str | None, calculated: str,
+    occurred_at: datetime, caller: str,
+) -> Notification:  # fmt: skip
+    """`digest.repaired`: the digest was set to the MD5 of the current bytes, by a caller or by the schedule."""
+    return Notification(
+        id=dedupe_id(NotificationType.DIGEST_REPAIRED, bucket, state_key.key, version_id, calculated),
+        type=NotificationType.DIGEST_REPAIRED,
+        severity=Severity.WARNING,
+        occurred_at=occurred_at,
+        bucket=bucket,
+        key=state_key.key,
+        workspace=state_key.workspace,
+        summary=f"{state_key.display_name}: digest repaired for version {version_id} by {caller}",
+        details={
+            "version_id": version_id,
+            "stored_before": stored_before,
+            "calculated": calculated,
+            "caller": caller,
         },
     )

@@ -16,9 +16,11 @@ from chalicelib.domain.digests import DigestIntent, DigestSuspect, digest_matche
 from chalicelib.domain.lock_table import DIGEST_SUFFIX
 from chalicelib.domain.locks import split_path
 from chalicelib.domain.state_keys import StateKey
-from chalicelib.errors import NotAStateError, ObjectNotFoundError
+from chalicelib.errors import ChannelDeliveryError, NotAStateError, ObjectNotFoundError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.notifier import Notifier
+
+SCHEDULE = "schedule"  # the caller named when the digest check itself repairs a digest
 
 
 class DigestCheckService:
@@ -41,13 +43,20 @@ class DigestCheckService:
         self._grace = grace
         self._workspace_key_prefixes = workspace_key_prefixes
 
-    def check_write(self, key: str, version_id: str | None, calculated: str, now: datetime) -> None:
-        """Compare a freshly written state with its digest; a mismatch is only remembered for now.
+    def stored_digest(self, key: str) -> str | None:
+        """The digest Terraform stored for a state of this bucket; None when there is no digest item."""
+        return self._lock_table.digest_of(f"{self._bucket.name}/{key}")
+
+    def check_write(
+        self, key: str, version_id: str | None, calculated: str, now: datetime, *, stored: str | None
+    ) -> None:
+        """Compare a freshly written state with its digest (`stored`, read while the state was); a mismatch is
+        only remembered for now.
 
         Terraform writes the digest just after the object, so a mismatch seen here may be gone a moment later.
         """
         path = f"{self._bucket.name}/{key}"
-        if digest_matches(self._lock_table.digest_of(path), calculated):
+        if digest_matches(stored, calculated):
             return
         logger.info("digest does not match yet", key=key, version_id=version_id)
         self._table.put_digest_suspect(DigestSuspect(state_path=path, version_id=version_id or "", first_seen=now))
@@ -113,6 +122,18 @@ class DigestCheckService:
             ):
                 logger.warning("digest of an interrupted write completed", key=key, version_id=newest.version_id)
                 metrics.add_metric(name="DigestsCompleted", unit=MetricUnit.Count, value=1)
+                repaired = notifications.digest_repaired(
+                    bucket=bucket, state_key=StateKey.parse(key, self._workspace_key_prefixes),
+                    version_id=newest.version_id, stored_before=stored, calculated=calculated,
+                    occurred_at=intent.recorded_at, caller=SCHEDULE,
+                )  # fmt: skip
+                # Kept until every channel has it: the digest is right now, so no later run would tell of it.
+                self._table.put_pending_notification(repaired)
+                try:
+                    self._notifier.notify(repaired)
+                    self._table.clear_pending_notification(repaired.id)
+                except ChannelDeliveryError as exc:
+                    logger.warning("digest repair not notified yet", key=key, error=str(exc))
         self._table.clear_digest_intent(intent)
 
     def _repair_command(self, state_path: str, calculated: str) -> str:

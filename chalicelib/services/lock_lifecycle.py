@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.adapters.guardian_table import GuardianTable
+from chalicelib.adapters.history_table import HistoryTable, LockChange
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
 from chalicelib.domain import notifications
 from chalicelib.domain.lock_table import ItemKind, LockTableBatch
@@ -27,6 +29,7 @@ class LockLifecycleService:
         sessions: GuardianTable,
         bucket: S3StateBucket,
         notifier: Notifier,
+        history: HistoryTable,
         *,
         workspace_key_prefixes: tuple[str, ...],
         quiet_operations: frozenset[str],
@@ -34,6 +37,7 @@ class LockLifecycleService:
         self._sessions = sessions
         self._bucket = bucket
         self._notifier = notifier
+        self._history = history
         self._workspace_key_prefixes = workspace_key_prefixes
         self._quiet_operations = quiet_operations
 
@@ -85,8 +89,23 @@ class LockLifecycleService:
         if not sightings:
             return
         self._sessions.record_lock_sessions(sightings)
+        self._history.note_locks(self._bucket.name, self._lock_changes(sightings))
         loud = [s for s in sightings if s.lock.operation not in self._quiet_operations]
         self._notifier.notify_all([self._notification(sighting) for sighting in loud])
+
+    def _lock_changes(self, sightings: list[LockSighting]) -> list[LockChange]:
+        """Per state of this bucket (a lock table may serve several), the last lock seen taken and released."""
+        changes: dict[str, LockChange] = {}
+        for sighting in sightings:
+            bucket, key = split_path(sighting.lock.path)
+            if bucket != self._bucket.name:
+                continue
+            seen = changes.get(key) or LockChange(key, StateKey.parse(key, self._workspace_key_prefixes).workspace)
+            if sighting.released:
+                changes[key] = replace(seen, released_id=sighting.lock.id)
+            else:
+                changes[key] = replace(seen, taken=sighting.lock.to_dict(sighting.source))
+        return list(changes.values())
 
     def _notification(self, sighting: LockSighting) -> Notification:
         lock = sighting.lock

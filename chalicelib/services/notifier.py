@@ -1,4 +1,4 @@
-"""`Notifier`: delivers each notification once to every channel; one failing channel never stops the others."""
+"""`Notifier`: each notification into the audit trail, then once to every channel, none stopped by another."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import invocation
 from chalicelib.domain.deliveries import DeliveryClaims
+from chalicelib.domain.history import AuditEvent, audit_event_of
 from chalicelib.domain.notifications import Notification
 from chalicelib.errors import ChannelDeliveryError, GuardianError
 from chalicelib.observability import logger, metrics
@@ -56,6 +57,12 @@ class DeliveryLedger(Protocol):
     def release_deliveries(self, notification_ids: list[str], channel: str) -> None: ...
 
 
+class Journal(Protocol):
+    """Keeps every notification as an entry of the audit trail."""
+
+    def record(self, events: list[AuditEvent]) -> None: ...
+
+
 class Notifier:
     """Fans notifications out to their channels, exactly once per channel however often it is asked."""
 
@@ -66,11 +73,13 @@ class Notifier:
         *,
         attempts: int = 3,
         routes: Mapping[str, frozenset[str]] | None = None,
+        journal: Journal | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.channels = list(channels)
         self._ledger = ledger
+        self._journal = journal
         self._attempts = attempts
         self._routes = dict(routes or {})
         self._clock = clock
@@ -86,6 +95,9 @@ class Notifier:
         notification another invocation has claimed is waited for while this invocation has time (that one either
         delivers it or its lease runs out and it is ours); when time runs short, it fails for a later retry.
         """
+        if self._journal is not None and notifications:
+            # Recorded before any channel has it: a notification delivered is always in the audit trail.
+            self._journal.record([audit_event_of(n) for n in notifications])
         failed: list[str] = []
         for channel in self.channels:
             wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value)}

@@ -15,7 +15,7 @@ from chalicelib.domain.digests import DigestIntent
 from chalicelib.domain.locks import ROLLBACK_OPERATION
 from chalicelib.domain.rollback import RollbackRequest, likely_serial_after, restored_with_digest
 from chalicelib.domain.state import StateHeader
-from chalicelib.domain.state_index import StateDiff, chunks_of, compare_for_rollback
+from chalicelib.domain.state_index import Comparison, StateDiff, chunks_of, compare_for_rollback
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import (
     ChannelDeliveryError,
@@ -28,6 +28,7 @@ from chalicelib.errors import (
 from chalicelib.observability import logger
 from chalicelib.services.notifier import Notifier
 from chalicelib.services.state_lock import StateLock
+from chalicelib.services.version_history import VersionHistory
 
 
 class RollbackService:
@@ -39,10 +40,12 @@ class RollbackService:
         lock_table: DynamoLockTable,
         table: GuardianTable,
         notifier: Notifier,
+        versions: VersionHistory,
         *,
         workspace_key_prefixes: tuple[str, ...],
     ) -> None:
         self._bucket = bucket
+        self._versions = versions
         self._lock_table = lock_table
         self._table = table
         self._notifier = notifier
@@ -55,13 +58,17 @@ class RollbackService:
         current = self._bucket.current_version(key)
         target_version_id, history = self._resolve(key, request, current)
         replaced = None if current is None or current.delete_marker else current.version_id
-        target_bytes, replaced_bytes = self._read_both(key, target_version_id, replaced)
+        stored = self._stored_comparison(key, target_version_id, replaced)
+        if stored is not None:  # both versions recorded: the current one need not be read, nor the target parsed
+            target_bytes, replaced_bytes = self._read_target(key, target_version_id), None
+        else:
+            target_bytes, replaced_bytes = self._read_both(key, target_version_id, replaced)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-digest") as hasher:
             # The restored bytes and their MD5 are begun from the two heads while the whole states are compared.
-            guess = None if request.dry_run else likely_serial_after(target_bytes, replaced_bytes)
+            guess = None if request.dry_run else _likely_serial_after(stored, target_bytes, replaced_bytes)
             early = hasher.submit(restored_with_digest, target_bytes, guess) if guess is not None else None
             try:
-                comparison = compare_for_rollback(
+                comparison = stored or compare_for_rollback(
                     target_bytes, chunks_of(replaced_bytes) if replaced_bytes is not None else None
                 )
             except NotAStateError as exc:
@@ -158,14 +165,30 @@ class RollbackService:
             raise ObjectNotFoundError(f"there is no state at {key}")
         return self._target(key, request, history).version_id, history
 
+    def _stored_comparison(self, key: str, target_version_id: str, replaced: str | None) -> Comparison | None:
+        """The comparison from the two versions' stored indexes; None unless both are recorded (or the current one
+        is a delete marker) and comparable. A stored index says its version was read as a state."""
+        target = self._versions.stored_index(key, target_version_id)
+        if target is None:
+            return None
+        current = self._versions.stored_index(key, replaced) if replaced is not None else None
+        if (replaced is not None and current is None) or not target.comparable_with(current):
+            return None
+        return Comparison(
+            current=current.header if current else None, target=target.header, diff=StateDiff.between(current, target)
+        )
+
+    def _read_target(self, key: str, target_version_id: str) -> bytes:
+        try:
+            return self._bucket.read_bytes(key, target_version_id)
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(f"{key} has no version {target_version_id} to restore") from None
+
     def _read_both(self, key: str, target_version_id: str, replaced: str | None) -> tuple[bytes, bytes | None]:
         """The target's bytes and those of the version it replaces, read side by side."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback-read") as reader:
             replaced_read = reader.submit(self._bucket.read_bytes, key, replaced) if replaced else None
-            try:
-                target_bytes = self._bucket.read_bytes(key, target_version_id)
-            except ObjectNotFoundError:
-                raise ObjectNotFoundError(f"{key} has no version {target_version_id} to restore") from None
+            target_bytes = self._read_target(key, target_version_id)
             return target_bytes, replaced_read.result() if replaced_read else None
 
     def _write(self, key: str, restored: bytes, intent: DigestIntent) -> str:
@@ -186,6 +209,15 @@ class RollbackService:
             return self._bucket.read_header(key, entry.version_id).serial
         except NotAStateError:
             return None
+
+
+def _likely_serial_after(stored: Comparison | None, target: bytes, replaced: bytes | None) -> int | None:
+    """The serial the restored state will get, as early as it can be known; None if not yet."""
+    if stored is None:
+        return likely_serial_after(target, replaced)
+    if stored.target.encrypted or stored.current is None:
+        return None
+    return stored.current.serial + 1
 
 
 def _diff_dict(diff: StateDiff) -> dict[str, Any]:

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.adapters.guardian_table import GuardianTable
-from chalicelib.adapters.s3_state_bucket import S3StateBucket
+from chalicelib.adapters.s3_state_bucket import Neighbours, S3StateBucket
 from chalicelib.domain import notifications
+from chalicelib.domain.history import VersionKind
 from chalicelib.domain.locks import LockSession, holder_at
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
-from chalicelib.domain.state_index import StateIndex
+from chalicelib.domain.state_index import StateDiff, StateIndex
 from chalicelib.domain.state_keys import StateKey
-from chalicelib.errors import NotAStateError, ObjectNotFoundError, StateTooLargeError
+from chalicelib.errors import GuardianError, NotAStateError, ObjectNotFoundError, StateTooLargeError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
+from chalicelib.services.version_history import TOO_LARGE_TO_INDEX, VersionHistory, writer_of
 
 # How many older versions an unreadable write looks through for the last readable one (each a ranged read).
 LOOK_BACK_VERSIONS = 20
 
 
 class StateChangeService:
-    """Reads each state version written or removed, compares it with its predecessor, and notifies."""
+    """Reads each state version written or removed, compares it with its predecessor, records it, and notifies.
+
+    The predecessor is compared through its stored index when it has one: its bytes are read only when it does not.
+    """
 
     def __init__(
         self,
@@ -32,6 +40,7 @@ class StateChangeService:
         sessions: GuardianTable,
         digests: DigestCheckService,
         notifier: Notifier,
+        versions: VersionHistory,
         *,
         lock_table: str,
         workspace_key_prefixes: tuple[str, ...],
@@ -41,6 +50,7 @@ class StateChangeService:
         self._sessions = sessions
         self._digests = digests
         self._notifier = notifier
+        self._versions = versions
         self._lock_table = lock_table
         self._workspace_key_prefixes = workspace_key_prefixes
         self._removed_resources_warning = removed_resources_warning
@@ -53,38 +63,128 @@ class StateChangeService:
             self._state_removed(event)
 
     def _state_written(self, event: ObjectEvent) -> None:
-        try:
-            after = self._bucket.read_index(event.key, event.version_id)
-        except StateTooLargeError:
-            self._too_large_written(event)
+        # While the state is read: where the version stands (and so its predecessor's stored index, lent to the
+        # read once it has begun), the digest Terraform stored, and the lock sessions that say who held the lock.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="state-write") as beside:
+            placing = beside.submit(self._place, event)
+            stored_digest = beside.submit(self._digests.stored_digest, event.key)
+            sessions = beside.submit(self._sessions.recent_lock_sessions, f"{event.bucket}/{event.key}")
+            stored_index = functools.cache(lambda: self._versions.stored_index(event.key, _previous(placing.result())))
+            try:
+                after = self._bucket.read_index(event.key, event.version_id, like=stored_index)
+            except (StateTooLargeError, NotAStateError, ObjectNotFoundError) as exc:
+                failed: GuardianError | None = exc
+            else:
+                failed = None
+            place, stored, holder = (
+                placing.result(),
+                stored_digest.result(),
+                holder_at(sessions.result(), event.event_time),
+            )
+        if failed is not None:
+            self._not_indexed(event, place, failed)
             return
-        except NotAStateError as exc:
-            # The write that breaks every Terraform client of this state: announced, never only logged.
-            logger.warning("object at a state key is not a readable state", key=event.key, reason=str(exc))
-            metrics.add_metric(name="StatesUnreadable", unit=MetricUnit.Count, value=1)
-            self._notifier.notify(self._unreadable(event, str(exc)))
-            return
-        except ObjectNotFoundError:
-            # Deleted again before it could be read: its removal has an event of its own.
-            _skip("state version no longer exists", key=event.key, version_id=event.version_id)
-            return
-        self._digests.check_write(event.key, event.version_id, after.md5, event.event_time)
-        previous_version_id, before = self._predecessor(event, after)
+        previous_version_id = _previous(place)
+        self._digests.check_write(event.key, event.version_id, after.md5, event.event_time, stored=stored)
+        stored_before = stored_index()
+        before = stored_before or self._read_predecessor(event.key, previous_version_id, after)
         if not after.comparable_with(before):  # the predecessor is not in Terraform's layout
             after = self._bucket.read_index(event.key, event.version_id, like=before)
-        self._notifier.notify(
-            notifications.state_changed(
-                event=event,
-                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
-                after=after,
+        if before is not None and not before.comparable_with(after):  # a stored index of the other kind
+            before = self._read_predecessor(event.key, previous_version_id, after)
+        diff = StateDiff.between(before, after) if notifications.diffable(after, before) else None
+        changed = notifications.state_changed(
+            event=event,
+            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+            after=after,
+            before=before,
+            previous_version_id=previous_version_id,
+            removed_resources_warning=self._removed_resources_warning,
+            holder=holder,
+            diff=diff,
+        )
+        if event.version_id is None:  # an unversioned bucket has no history to keep
+            self._notifier.notify(changed)
+            return
+        # Recorded while it is announced: a failure of either fails the handling, and the retry records the same
+        # items again and announces nothing twice.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-record") as beside:
+            recording = beside.submit(
+                self._versions.record_written,
+                key=event.key,
+                version_id=event.version_id,
+                written_at=_written_at(place, event),
+                index=after,
                 before=before,
+                diff=diff,
                 previous_version_id=previous_version_id,
-                removed_resources_warning=self._removed_resources_warning,
-                holder=self._holder_at(event),
+                writer=writer_of(holder, event.principal),
+                notification=changed,
+                history_complete=self._complete(previous_version_id, stored_before),
             )
+            self._notifier.notify(changed)
+            recording.result()
+
+    def _place(self, event: ObjectEvent) -> Neighbours | None:
+        return self._bucket.neighbours(event.key, event.version_id) if event.version_id else None
+
+    def _not_indexed(self, event: ObjectEvent, place: Neighbours | None, failed: GuardianError) -> None:
+        """A write the guardian could not index: too large, not a state, or gone already."""
+        if isinstance(failed, StateTooLargeError):
+            self._too_large_written(event, place)
+        elif isinstance(failed, NotAStateError):
+            # The write that breaks every Terraform client of this state: announced, never only logged.
+            logger.warning("object at a state key is not a readable state", key=event.key, reason=str(failed))
+            metrics.add_metric(name="StatesUnreadable", unit=MetricUnit.Count, value=1)
+            unreadable = self._unreadable(event, str(failed))
+            self._record_other(event, place, VersionKind.UNREADABLE, unreadable, size=event.size, reason=str(failed))
+            self._notifier.notify(unreadable)
+        else:  # deleted again before it could be read: its removal has an event of its own
+            _skip("state version no longer exists", key=event.key, version_id=event.version_id)
+
+    def _read_predecessor(self, key: str, version_id: str | None, like: StateIndex) -> StateIndex | None:
+        """The predecessor read from S3, when its index is not stored (written before the guardian watched)."""
+        if version_id is None:
+            return None
+        try:
+            return self._bucket.read_index(key, version_id, like=like)
+        except (NotAStateError, ObjectNotFoundError) as exc:
+            logger.warning("previous version is not a readable state", key=key, reason=str(exc))
+            return None
+
+    def _complete(self, previous_version_id: str | None, stored_before: StateIndex | None) -> bool | None:
+        """Whether every older version of the state is recorded, as far as this write tells."""
+        if previous_version_id is None:
+            return True
+        if not self._versions.keeps_indexes:
+            return None
+        return stored_before is not None
+
+    def _record_other(
+        self,
+        event: ObjectEvent,
+        place: Neighbours | None,
+        kind: VersionKind,
+        notification: notifications.Notification,
+        *,
+        size: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if event.version_id is None:
+            return
+        self._versions.record_other(
+            key=event.key,
+            version_id=event.version_id,
+            kind=kind,
+            written_at=_written_at(place, event),
+            writer=writer_of(self._holder_at(event), event.principal),
+            notification=notification,
+            size=size,
+            reason=reason,
+            previous_version_id=place.previous_version_id if place else None,
         )
 
-    def _too_large_written(self, event: ObjectEvent) -> None:
+    def _too_large_written(self, event: ObjectEvent, place: Neighbours | None) -> None:
         """A state larger than the guardian reads whole: announced from the headers alone, never diffed."""
         try:
             header = self._bucket.read_header(event.key, event.version_id, any_size=True)
@@ -94,9 +194,7 @@ class StateChangeService:
         except ObjectNotFoundError:
             _skip("state version no longer exists", key=event.key, version_id=event.version_id)
             return
-        previous_version_id = (
-            self._bucket.previous_version(event.key, event.version_id) if event.version_id is not None else None
-        )
+        previous_version_id = place.previous_version_id if place else None
         before = None
         if previous_version_id is not None:
             try:
@@ -104,18 +202,31 @@ class StateChangeService:
             except (NotAStateError, ObjectNotFoundError) as exc:
                 logger.warning("previous version is not a readable state", key=event.key, reason=str(exc))
         logger.warning("state too large to diff", key=event.key, size=event.size)
-        self._notifier.notify(
-            notifications.state_changed(
-                event=event,
-                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
-                after=StateIndex(header=header, size=event.size or 0, md5="", resources={}, outputs={}),
-                before=StateIndex(header=before, size=0, md5="", resources={}, outputs={}) if before else None,
-                previous_version_id=previous_version_id,
-                removed_resources_warning=self._removed_resources_warning,
-                holder=self._holder_at(event),
-                too_large=True,
-            )
+        holder = self._holder_at(event)
+        changed = notifications.state_changed(
+            event=event,
+            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+            after=StateIndex(header=header, size=event.size or 0, md5="", resources={}, outputs={}),
+            before=StateIndex(header=before, size=0, md5="", resources={}, outputs={}) if before else None,
+            previous_version_id=previous_version_id,
+            removed_resources_warning=self._removed_resources_warning,
+            holder=holder,
+            too_large=True,
         )
+        if event.version_id is not None:
+            self._versions.record_other(
+                key=event.key,
+                version_id=event.version_id,
+                kind=VersionKind.WRITTEN,
+                written_at=_written_at(place, event),
+                writer=writer_of(holder, event.principal),
+                notification=changed,
+                size=event.size,
+                reason=TOO_LARGE_TO_INDEX,
+                previous_version_id=previous_version_id,
+                header=header,
+            )
+        self._notifier.notify(changed)
 
     def _unreadable(self, event: ObjectEvent, reason: str) -> notifications.Notification:
         last_readable = self._last_readable_before(event)
@@ -157,18 +268,6 @@ class StateChangeService:
             return entry.version_id
         return None
 
-    def _predecessor(self, event: ObjectEvent, after: StateIndex) -> tuple[str | None, StateIndex | None]:
-        if event.version_id is None:
-            return None, None
-        previous_version_id = self._bucket.previous_version(event.key, event.version_id)
-        if previous_version_id is None:
-            return None, None
-        try:
-            return previous_version_id, self._bucket.read_index(event.key, previous_version_id, like=after)
-        except (NotAStateError, ObjectNotFoundError) as exc:
-            logger.warning("previous version is not a readable state", key=event.key, reason=str(exc))
-            return previous_version_id, None
-
     def _state_removed(self, event: ObjectEvent) -> None:
         newest = self._bucket.newest_version(event.key)
         last_serial: int | None = None
@@ -182,17 +281,19 @@ class StateChangeService:
                 restore = self._remove_delete_marker_command(event.key, event.version_id)
             else:
                 restore = self._copy_back_command(event.key, newest.version_id)
-        self._notifier.notify(
-            notifications.state_deleted(
-                event=event,
-                state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
-                last_version_id=newest.version_id if newest else None,
-                last_serial=last_serial,
-                restore=restore,
-                state_gone=newest is None or not newest.is_current,
-                holder=self._holder_at(event),
-            )
+        deleted = notifications.state_deleted(
+            event=event,
+            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+            last_version_id=newest.version_id if newest else None,
+            last_serial=last_serial,
+            restore=restore,
+            state_gone=newest is None or not newest.is_current,
+            holder=self._holder_at(event),
         )
+        marker = event.change is ObjectChange.DELETE_MARKER_CREATED
+        place = self._bucket.neighbours(event.key, event.version_id) if marker and event.version_id else None
+        self._record_other(event, place, VersionKind.DELETE_MARKER if marker else VersionKind.DELETED, deleted)
+        self._notifier.notify(deleted)
 
     def _holder_at(self, event: ObjectEvent) -> LockSession | None:
         return holder_at(self._sessions.recent_lock_sessions(f"{event.bucket}/{event.key}"), event.event_time)
@@ -213,6 +314,15 @@ class StateChangeService:
             f" --copy-source {shlex.quote(f'{self._bucket.name}/{key}?versionId={version_id}')}"
             f" && aws dynamodb put-item --table-name {shlex.quote(self._lock_table)} --item {shlex.quote(item)}"
         )
+
+
+def _previous(place: Neighbours | None) -> str | None:
+    return place.previous_version_id if place else None
+
+
+def _written_at(place: Neighbours | None, event: ObjectEvent) -> datetime:
+    """When S3 says the version was written (as its listing gives it, so a backfill agrees), else the event's time."""
+    return place.written_at if place is not None and place.written_at is not None else event.event_time
 
 
 def _skip(message: str, **keys: object) -> None:

@@ -1,94 +1,135 @@
-"""`StateQueries`: what the API tells about states and locks, without ever a value from a state."""
+"""`StateQueries`: what the API tells about states, versions, diffs, locks and the audit trail, a page at a time.
+
+Answers come from the guardian's records: a page costs one or two Queries whatever the size of the fleet. Versions
+the records lack (written before the guardian watched, not yet backfilled) are listed from S3, marked so. No value
+from a state is ever in an answer.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
+from chalicelib.adapters.audit_table import AuditTable, day_partition, key_partition
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
-from chalicelib.domain.access import READ, REAP, REPAIR, UNLOCK, Scope
-from chalicelib.domain.locks import REPAIR_OPERATION, LockInfo, LockSource
+from chalicelib.domain.access import READ, Scope
+from chalicelib.domain.history import AuditEvent, VersionRecord, decode_token, encode_token, order_second
 from chalicelib.domain.notifications import rfc3339
-from chalicelib.domain.rollback import valid_key
-from chalicelib.domain.state import parse_state_header
 from chalicelib.domain.state_index import StateDiff
-from chalicelib.domain.state_keys import StateKey, StateKeyFilter, is_lockfile
-from chalicelib.errors import (
-    InvalidRequestError,
-    LostRaceError,
-    MalformedEventError,
-    NotAStateError,
-    ObjectNotFoundError,
-    StateLockedError,
-)
-from chalicelib.observability import logger
+from chalicelib.errors import InvalidRequestError, NotAStateError, ObjectNotFoundError
+from chalicelib.services.hand_repairs import checked
 from chalicelib.services.lock_reaper import LockReaper
-from chalicelib.services.state_lock import StateLock, holder_of
+from chalicelib.services.version_history import VersionHistory
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# Day partitions of the audit trail one request of `GET /events` looks through before it answers with `next`.
+DAYS_PER_PAGE = 31
+AUDIT = "audit"
 
 
 class StateQueries:
-    """Read-only answers, plus the two repairs a person asks for by hand: force-unlock and digest repair.
-
-    Every method takes the caller's scope: a key outside it is refused, and a listing never mentions one.
-    """
+    """Read-only answers, every one within the caller's scope: a key outside it is refused, never listed."""
 
     def __init__(
         self,
         bucket: S3StateBucket,
-        lock_table: DynamoLockTable,
+        versions: VersionHistory,
+        audit: AuditTable,
         reaper: LockReaper,
         *,
-        state_keys: StateKeyFilter,
-        workspace_key_prefixes: tuple[str, ...],
+        retention: timedelta,
     ) -> None:
         self._bucket = bucket
-        self._lock_table = lock_table
+        self._versions = versions
+        self._audit = audit
         self._reaper = reaper
-        self._lock = StateLock(bucket, lock_table)
-        self._state_keys = state_keys
-        self._workspace_key_prefixes = workspace_key_prefixes
+        self._retention = retention
 
-    def states(self, prefix: str, scope: Scope) -> list[dict[str, Any]]:
+    def states(self, prefix: str, scope: Scope, *, limit: int, next_token: str | None) -> dict[str, Any]:
+        """The fleet: each state's latest version, writer, size in resources and lock holder, in key order."""
         scope.require(READ)
-        objects = self._bucket.list_keys(prefix)
-        lockfiles = {key[: -len(".tflock")] for key, _, _ in objects if is_lockfile(key)}
-        locked = {lock_id.partition("/")[2] for lock_id, _ in self._lock_table.held_locks()} | lockfiles
-        answer = []
-        for key, size, modified in objects:
-            if not self._state_keys.matches(key) or not scope.admits(key):
-                continue
-            entry: dict[str, Any] = {
-                "key": key,
-                "workspace": StateKey.parse(key, self._workspace_key_prefixes).workspace,
-                "size": size,
-                "last_modified": rfc3339(modified),
-                "locked": key in locked,
-            }
-            try:
-                header = self._bucket.read_header(key, None)
-                entry.update(serial=header.serial, lineage=header.lineage)
-            except (NotAStateError, ObjectNotFoundError):
-                entry.update(serial=None, lineage=None)
-            answer.append(entry)
-        return answer
+        page = self._versions.table.fleet(self._bucket.name, prefix=prefix, limit=limit, next_token=next_token)
+        states = [entry.to_dict() for entry in page.items if scope.admits(entry.key)]
+        for state in states:  # the names of the listing before the history, kept for scripts that read them
+            state["last_modified"] = state["last_written_at"]
+        return {"states": states, "next": page.next}
 
-    def versions(self, key: str, scope: Scope) -> list[dict[str, Any]]:
-        history = self._bucket.history(_checked(key, scope, READ))
-        if not history:
+    def versions(
+        self, key: str, scope: Scope, *, limit: int, next_token: str | None, address: str | None
+    ) -> dict[str, Any]:
+        """A state's versions newest first, each with its writer and change counts; with `address`, only those
+        that added, changed or removed it."""
+        checked(key, scope, READ)
+        latest = self._versions.table.latest(self._bucket.name, key)
+        from_s3 = next_token is not None and decode_token(next_token, expect=None).get("for") == _s3_listing(key)
+        items: list[dict[str, Any]] = []
+        token = None
+        if not from_s3:
+            page = self._versions.table.versions(
+                self._bucket.name, key, limit=limit, next_token=next_token, address=address
+            )
+            for record in page.items:
+                if address is None or self._touches(record, address):
+                    items.append(
+                        {**record.to_dict(), "current": latest is not None and latest.version_id == record.version_id}
+                    )
+            if page.next is not None:
+                return {"key": key, "versions": items, "next": page.next}
+            # Listed from S3 next: versions older than the oldest recorded, and those of its second not recorded.
+            oldest = order_second(page.items[-1].written_at) if page.items else None
+            seen = sorted(self._versions.table.version_ids_in(self._bucket.name, key, oldest)) if oldest else []
+            token = encode_token({"for": _s3_listing(key), "s3": {}, "before": oldest, "seen": seen})
+        complete = latest is not None and latest.history_complete
+        if complete or address is not None:
+            if not items and latest is None:
+                raise ObjectNotFoundError(f"there is no recorded state at {key}")
+            return {"key": key, "versions": items, "next": None, "history_complete": complete}
+        unrecorded, following = self._unrecorded(key, token or next_token or "", limit - len(items))
+        items += unrecorded
+        if not items and following is None and latest is None:
             raise ObjectNotFoundError(f"there is no state at {key}")
-        answer = []
-        for entry in history:
+        return {"key": key, "versions": items, "next": following, "history_complete": False}
+
+    def _touches(self, record: VersionRecord, address: str) -> bool:
+        touched = record.touches(address)
+        if touched is not None:
+            return touched
+        # Too many changes to keep on the record: its stored index and its predecessor's say.
+        after = self._versions.stored_index(record.key, record.version_id)
+        before = self._versions.stored_index(record.key, record.previous_version_id)
+        if after is None or not after.comparable_with(before):
+            return True  # cannot tell: listed, rather than hide the version that may have changed it
+        old, new = (before.resources if before else {}), after.resources
+        return old.get(address) != new.get(address)
+
+    def _unrecorded(self, key: str, token: str, room: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Versions older than the oldest recorded one, from S3, marked `recorded: false`."""
+        position = decode_token(token, expect=_s3_listing(key))
+        markers = position.get("s3") or {}
+        before, seen = position.get("before"), set(position.get("seen") or [])
+        if room <= 0:
+            return [], token
+        entries, following = self._bucket.versions_page(
+            key, key_marker=markers.get("key"), version_marker=markers.get("version"), limit=room
+        )
+        items = []
+        for entry in entries:
+            second = order_second(entry.last_modified)
+            if before and (second > before or (second == before and entry.version_id in seen)):
+                continue  # recorded: listed from the records already
             item: dict[str, Any] = {
                 "version_id": entry.version_id,
-                "last_modified": rfc3339(entry.last_modified),
+                "kind": "delete_marker" if entry.delete_marker else "written",
+                "written_at": rfc3339(entry.last_modified),
                 "size": entry.size,
-                "delete_marker": entry.delete_marker,
-                "current": entry.is_latest,
                 "serial": None,
                 "lineage": None,
                 "terraform_version": None,
+                "writer": None,
+                "changes": None,
+                "current": entry.is_latest,
+                "recorded": False,
             }
             if not entry.delete_marker:
                 try:  # a ranged read of the head of the object: fast for any size
@@ -97,15 +138,33 @@ class StateQueries:
                         serial=header.serial, lineage=header.lineage, terraform_version=header.terraform_version
                     )
                 except NotAStateError:
-                    pass
-            answer.append(item)
-        return answer
+                    item["kind"] = "unreadable"
+            items.append(item)
+        if following is None:
+            return items, None
+        return items, encode_token(
+            {
+                "for": _s3_listing(key),
+                "s3": {"key": following[0], "version": following[1]},
+                "before": before,
+                "seen": sorted(seen),
+            }
+        )
 
     def diff(self, key: str, from_version: str, to_version: str, scope: Scope) -> dict[str, Any]:
-        _checked(key, scope, READ)
+        """The resource and output changes between two versions, from their stored indexes when both have one."""
+        checked(key, scope, READ)
         if not from_version or not to_version:
             raise InvalidRequestError("give both from and to version ids")
-        diff = StateDiff.between(*self._bucket.read_indexes(key, from_version, to_version))
+        # A version against its predecessor: the record of the newer one says it all.
+        recorded = self._versions.table.version(self._bucket.name, key, to_version)
+        listed = recorded.changes_listed() if recorded and recorded.previous_version_id == from_version else None
+        if listed is not None:
+            return {"key": key, "from": from_version, "to": to_version, **listed}
+        before, after = self._versions.stored_indexes(key, [from_version, to_version])
+        if before is None or after is None or not after.comparable_with(before):
+            before, after = self._bucket.read_indexes(key, from_version, to_version)
+        diff = StateDiff.between(before, after)
         return {
             "key": key,
             "from": from_version,
@@ -128,88 +187,86 @@ class StateQueries:
             answer.append(item)
         return answer
 
-    def reap(self, now: datetime, dry_run: bool, scope: Scope) -> dict[str, Any]:
-        """Run the reaper on the caller's locks now; the operator's dry-run setting is a ceiling."""
-        scope.require(REAP)
-        ceiling = self._reaper.policy.dry_run
-        outcomes = self._reaper.run(now, dry_run=dry_run, scope=scope)
-        answer: dict[str, Any] = {"dry_run": dry_run or ceiling, "locks": [outcome.to_dict() for outcome in outcomes]}
-        if ceiling and not dry_run:
-            answer["dry_run_by"] = "GUARDIAN_REAP_DRY_RUN"
-        return answer
-
-    def force_unlock(self, key: str, lock_id: str, scope: Scope) -> dict[str, Any]:
-        """`terraform force-unlock`, verified: both locks' IDs are checked before either is deleted, and each
-        delete is conditional on exactly what was read."""
-        _checked(key, scope, UNLOCK)
-        if not lock_id:
-            raise InvalidRequestError("lock_id must be the ID of the lock, as terraform prints it")
-        path = f"{self._bucket.name}/{key}"
-        lockfile = self._bucket.current_lockfile(key)
-        found = [
-            (source, raw, version)
-            for source, raw, version in (
-                (LockSource.DYNAMODB, self._lock_table.current_lock(path), None),
-                (LockSource.LOCKFILE, lockfile[0] if lockfile else None, lockfile[1] if lockfile else None),
+    def events(
+        self,
+        scope: Scope,
+        *,
+        key: str | None,
+        filters: dict[str, str],
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        next_token: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The audit trail newest first: by state, or across the fleet day by day."""
+        scope.require(READ)
+        position = decode_token(next_token, expect=AUDIT) if next_token else {}
+        if key:
+            checked(key, scope, READ)
+            partition = key_partition(self._bucket.name, key)
+            if position and position.get("pk") != partition:
+                raise InvalidRequestError("next is not a token this listing gave")
+            found, last = self._audit.query(
+                partition, since=since, until=until, limit=limit, start_sk=position.get("sk"), filters=filters
             )
-            if raw is not None
-        ]
-        if not found:
-            raise ObjectNotFoundError(f"{key} is not locked")
-        for source, raw, _ in found:
-            if (held := _lock_id(raw)) != lock_id:
-                raise StateLockedError(f"the {source} lock of {key} has another ID: {held}", holder_of(raw))
-        released: list[str] = []
-        left: list[dict[str, str]] = []
-        for source, raw, version in found:
-            if version is None:
-                done = self._lock_table.delete_lock_if_unchanged(path, raw)
-            else:
-                done = self._bucket.delete_lockfile_version(key + ".tflock", version)
-            if done:
-                released.append(source)
-            elif not released:
-                raise LostRaceError("the lock changed while it was being released; look again")
-            else:  # the first is released: say what happened rather than refuse after acting
-                left.append({"source": source, "reason": "it changed or went while the other was being released"})
-        logger.warning("lock force-released", key=key, lock_id=lock_id, released=released, caller=scope.caller)
-        answer: dict[str, Any] = {"key": key, "lock_id": lock_id, "released": released}
-        if left:
-            answer["left"] = left
-        return answer
-
-    def repair_digest(self, key: str, scope: Scope, now: datetime) -> dict[str, Any]:
-        """Set the digest to the MD5 of the current bytes once they are known to be a valid state: under the
-        state's locks, so that no Terraform run writes meanwhile, and only over the digest read (409 while a
-        lock is held, with its holder)."""
-        _checked(key, scope, REPAIR)
-        path = f"{self._bucket.name}/{key}"
-        self._lock.refuse_if_held(key)
-        current = self._bucket.current_version(key)
-        if current is None or current.delete_marker:
-            raise ObjectNotFoundError(f"there is no current state at {key}")
-        data = self._bucket.read_bytes(key, current.version_id)
-        parse_state_header(data, complete=True)
-        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        del data
-        with self._lock.held(key, operation=REPAIR_OPERATION, caller=scope.caller, info="digest repair", now=now):
-            if self._bucket.current_version(key) != current:
-                raise LostRaceError("the state changed while its digest was being computed; look again")
-            stored = self._lock_table.digest_of(path)
-            if not self._lock_table.put_digest_if(path, digest, expected=stored):
-                raise LostRaceError("the digest changed while it was being repaired; look again")
-        logger.warning("digest repaired", key=key, version_id=current.version_id, caller=scope.caller)
-        return {"key": key, "version_id": current.version_id, "digest": digest, "stored_before": stored}
+            following = encode_token({"for": AUDIT, "pk": partition, "sk": last}) if last else None
+            return {"events": [e.to_dict() for e in found if scope.admits(e.key)], "next": following}
+        newest = until or now
+        oldest = max(since or now - self._retention, now - self._retention)
+        day = _day(position["day"]) if "day" in position else newest
+        start_sk = position.get("sk")
+        events: list[AuditEvent] = []
+        for _ in range(DAYS_PER_PAGE):
+            if day.date() < oldest.date():
+                return {"events": [e.to_dict() for e in events], "next": None}
+            found, last = self._audit.query(
+                day_partition(day), since=since, until=until, limit=limit - len(events), start_sk=start_sk,
+                filters=filters,
+            )  # fmt: skip
+            events += [event for event in found if scope.admits(event.key)]
+            if last is not None:
+                here = {"for": AUDIT, "day": day.strftime("%Y-%m-%d"), "sk": last}
+                return {"events": [e.to_dict() for e in events], "next": encode_token(here)}
+            day, start_sk = day - timedelta(days=1), None
+            if len(events) >= limit:
+                break
+        if day.date() < oldest.date():
+            return {"events": [e.to_dict() for e in events], "next": None}
+        return {
+            "events": [e.to_dict() for e in events],
+            "next": encode_token({"for": AUDIT, "day": day.strftime("%Y-%m-%d")}),
+        }
 
 
-def _checked(key: str, scope: Scope, action: str) -> str:
-    if not valid_key(key):
-        raise InvalidRequestError("key must be the state's object key, with no control characters")
-    return scope.check(key, action)
+def page_limit(raw: str) -> int:
+    """The `limit` query parameter: 1 to MAX_LIMIT, DEFAULT_LIMIT when absent."""
+    if not raw:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
 
 
-def _lock_id(raw: str) -> str:
+def moment_param(raw: str, name: str) -> datetime | None:
+    """A time query parameter in RFC3339 (`2026-11-26T11:00:00Z`); None when absent."""
+    if not raw:
+        return None
     try:
-        return LockInfo.parse(raw).id
-    except MalformedEventError:
-        return "(unreadable)"
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(f"{name} must be an RFC3339 time, e.g. 2026-11-26T11:00:00Z") from None
+    if moment.tzinfo is None:
+        raise InvalidRequestError(f"{name} must name its time zone, e.g. 2026-11-26T11:00:00Z")
+    return moment.astimezone(UTC)
+
+
+def _s3_listing(key: str) -> str:
+    return f"s3-versions#{key}"
+
+
+def _day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC, hour=23, minute=59, second=59)
+    except ValueError:
+        raise InvalidRequestError("next is not a token this listing gave") from None

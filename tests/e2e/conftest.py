@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
+from local_stack.emulator import free_port
+from local_stack.stack import LocalStack
 from tests.conftest import RunningStack
 from tests.support.terraform import Terraform, TerraformDir, find_terraform_1_0_3, find_terraform_1_11
 
@@ -63,3 +69,40 @@ def tf(terraform: Terraform, stack: RunningStack, tmp_path: Path) -> TerraformDi
     directory.write("main.tf", configuration(terraform))
     directory.init()
     return directory
+
+
+def working_dir(
+    terraform: Terraform, local: LocalStack, path: Path, key: str, *, hostname: str | None = None
+) -> TerraformDir:
+    """A working directory on the local stack's backend for `key`, initialised; `hostname` makes another writer."""
+    assert local.resources is not None
+    block = backend_block_modern if terraform.modern else backend_block_legacy
+    directory = TerraformDir(terraform, path, hostname=hostname)
+    directory.write("backend.tf", block(local.endpoint, local.resources, key=key))
+    directory.write("main.tf", configuration(terraform))
+    directory.init()
+    return directory
+
+
+@pytest.fixture
+def api_stack(stack_with: Any) -> LocalStack:
+    """The local stack with its REST API on a free port, as `make run` serves it."""
+    return stack_with(api_port=free_port())  # type: ignore[no-any-return]
+
+
+def tfguardian(local: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The `tfguardian` command against the local stack's API, as a person runs it."""
+    assert local.api_url is not None
+    return subprocess.run(
+        [sys.executable, "-m", "guardian_cli", "--endpoint", local.api_url, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def notifications_of(local: LocalStack) -> list[dict[str, Any]]:
+    path = local.options.notify_file
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

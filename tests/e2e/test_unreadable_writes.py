@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
-from local_stack.emulator import free_port
 from local_stack.stack import LocalStack
-from tests.e2e.conftest import configuration
+from tests.e2e.conftest import notifications_of, tfguardian, working_dir
 from tests.support.terraform import Terraform, TerraformDir
 
 KEY = "broken/terraform.tfstate"
@@ -28,20 +23,8 @@ BAD_WRITES = {
 
 
 @pytest.fixture
-def api_and_tf(terraform: Terraform, stack_with: Any, tmp_path: Path) -> tuple[LocalStack, TerraformDir]:
-    local: LocalStack = stack_with(api_port=free_port())
-    assert local.resources is not None
-    block = backend_block_modern if terraform.modern else backend_block_legacy
-    tf = TerraformDir(terraform, tmp_path / "tf")
-    tf.write("backend.tf", block(local.endpoint, local.resources, key=KEY))
-    tf.write("main.tf", configuration(terraform))
-    tf.init()
-    return local, tf
-
-
-def notifications(local: LocalStack) -> list[dict[str, Any]]:
-    path = local.options.notify_file
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def api_and_tf(terraform: Terraform, api_stack: LocalStack, tmp_path: Path) -> tuple[LocalStack, TerraformDir]:
+    return api_stack, working_dir(terraform, api_stack, tmp_path / "tf", KEY)
 
 
 def test_each_bad_write_gives_one_state_unreadable_and_its_restore_command_works(
@@ -54,9 +37,9 @@ def test_each_bad_write_gives_one_state_unreadable_and_its_restore_command_works
     tf.apply()
     tf.apply("-var", "v=two")
     local.pump()
-    readable = [n for n in notifications(local) if n["type"] == "state.changed"][-1]["details"]["version_id"]
+    readable = [n for n in notifications_of(local) if n["type"] == "state.changed"][-1]["details"]["version_id"]
 
-    said = len(notifications(local))
+    said = len(notifications_of(local))
     written = {}
     # A script overwrites the state while an apply holds its lock (and then gives up at the prompt).
     with tf.holding_lock("-var", "v=three", answer="no"):
@@ -66,7 +49,7 @@ def test_each_bad_write_gives_one_state_unreadable_and_its_restore_command_works
             for _ in range(2):  # however often S3 delivers the event
                 local.pump()
     local.pump()
-    new = [n for n in notifications(local)[said:] if n["type"] not in ("lock.acquired", "lock.released")]
+    new = [n for n in notifications_of(local)[said:] if n["type"] not in ("lock.acquired", "lock.released")]
     assert [n["type"] for n in new] == ["state.unreadable"] * len(BAD_WRITES)
     for notification, (what, body) in zip(new, BAD_WRITES.items(), strict=True):
         details = notification["details"]
@@ -81,14 +64,7 @@ def test_each_bad_write_gives_one_state_unreadable_and_its_restore_command_works
     assert tf.run("plan", "-no-color", "-input=false", check=False).returncode != 0
     restore = shlex.split(new[-1]["details"]["restore"])
     assert restore[0] == "tfguardian"
-    done = subprocess.run(
-        [sys.executable, "-m", "guardian_cli", "--endpoint", local.api_url, *restore[1:]],
-        input="y\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = tfguardian(local, *restore[1:], stdin="y\n")
     assert done.returncode == 0, done.stderr
     assert json.loads(tf.run("output", "-json").stdout)["v"]["value"] == "two"
     plan = tf.run("plan", "-no-color", "-input=false", "-var", "v=two", "-detailed-exitcode", check=False)

@@ -90,6 +90,7 @@ def put_states(aws, api: LocalStack) -> dict[str, list[str]]:
         for name in ("state_tf1.11.4_first_apply_serial1.json", "state_tf1.11.4_second_apply_serial2.json"):
             put = s3.put_object(Bucket=api.resources.state_bucket, Key=key, Body=state_bytes(name))
             versions.setdefault(key, []).append(put["VersionId"])
+    api.pump()  # the guardian records each write, as the S3 events reach it
     return versions
 
 

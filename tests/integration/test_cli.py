@@ -41,6 +41,7 @@ def test_a_person_lists_looks_and_rolls_back(aws, api: LocalStack) -> None:
     s3.put_object(
         Bucket=api.resources.state_bucket, Key=KEY, Body=state_bytes("state_tf1.11.4_second_apply_serial2.json")
     )
+    api.pump()
 
     states = tfguardian(api, "states")
     assert states.returncode == 0 and KEY in states.stdout and "SERIAL" in states.stdout
@@ -54,6 +55,7 @@ def test_a_person_lists_looks_and_rolls_back(aws, api: LocalStack) -> None:
     done = tfguardian(api, "rollback", KEY, "--serial", "1", "--yes", "--reason", "from the cli")
     assert done.returncode == 0, done.stderr
     assert "rolled back" in done.stdout
+    api.pump()  # the rollback's write, recorded as its event reaches the guardian
     assert json.loads(tfguardian(api, "--json", "versions", KEY).stdout)["versions"][0]["serial"] == 3
 
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from deploy.__main__ import main
+from deploy.resource_shapes import DEFAULT_ENCRYPTION, PUBLIC_ACCESS_BLOCK, create_guardian_table
 from local_stack.stack import REGION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,7 @@ ACCOUNT = "123456789012"  # moto's account
 BUCKET = "team-tfstate-test"
 LOCK_TABLE = "team-tf-locks-test"
 GUARDIAN_TABLE = "tfstate-guardian-test"
+INDEX_BUCKET = "tfstate-guardian-test-indexes"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:tfstate-guardian-test"
 EVENT_BUS = "tfstate-guardian-test"
 SLACK_PARAMETER = "/tfstate-guardian/test/slack-webhook-url"
@@ -34,6 +36,7 @@ def write_config(tmp_path: Path, **overrides: str) -> Path:
         "GUARDIAN_STATE_BUCKET": BUCKET,
         "GUARDIAN_LOCK_TABLE": LOCK_TABLE,
         "GUARDIAN_LOCK_TABLE_STREAM_ARN": PLACEHOLDER_STREAM_ARN,
+        "GUARDIAN_INDEX_BUCKET": INDEX_BUCKET,
         "GUARDIAN_NOTIFY_TOPIC_ARN": TOPIC_ARN,
         "GUARDIAN_NOTIFY_EVENT_BUS": EVENT_BUS,
         "GUARDIAN_SLACK_WEBHOOK_SECRET": f"ssm:{SLACK_PARAMETER}",
@@ -81,11 +84,39 @@ def run(config: Path, *extra: str) -> tuple[int, list[str]]:
     return code, calls
 
 
-def public_access_block(aws: boto3.session.Session) -> dict[str, Any] | None:
+def public_access_block(aws: boto3.session.Session, bucket: str = BUCKET) -> dict[str, Any] | None:
     try:
-        return dict(aws.client("s3").get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"])
+        return dict(aws.client("s3").get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"])
     except aws.client("s3").exceptions.ClientError:
         return None
+
+
+def bucket_names(aws: boto3.session.Session) -> list[str]:
+    return sorted(bucket["Name"] for bucket in aws.client("s3").list_buckets()["Buckets"])
+
+
+def lifecycle_rules(aws: boto3.session.Session, bucket: str = INDEX_BUCKET) -> list[dict[str, Any]]:
+    try:
+        return [dict(rule) for rule in aws.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]]
+    except aws.client("s3").exceptions.ClientError:
+        return []
+
+
+def retention_rule(days: int) -> dict[str, Any]:
+    return {
+        "ID": "tfstate-guardian-index-retention",
+        "Filter": {"Prefix": "indexes/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": days},
+    }
+
+
+ALL_BLOCKED = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
 
 
 def table_names(aws: boto3.session.Session) -> list[str]:
@@ -110,12 +141,7 @@ def test_a_bare_backend_is_made_ready_and_a_second_run_changes_nothing(
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     rules = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert public_access_block(aws) == {
-        "BlockPublicAcls": True,
-        "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True,
-    }
+    assert public_access_block(aws) == ALL_BLOCKED
     lock_table = dynamodb.describe_table(TableName=LOCK_TABLE)["Table"]
     assert lock_table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     guardian = dynamodb.describe_table(TableName=GUARDIAN_TABLE)["Table"]
@@ -135,12 +161,18 @@ def test_a_bare_backend_is_made_ready_and_a_second_run_changes_nothing(
     parameter = aws.client("ssm").get_parameter(Name=SLACK_PARAMETER, WithDecryption=True)["Parameter"]
     assert (parameter["Type"], parameter["Value"]) == ("SecureString", SLACK_URL)
     assert SLACK_URL not in first.out + first.err
+    # The guardian's own index bucket, private and encrypted, its indexes going after GUARDIAN_HISTORY_DAYS (400).
+    index_rules = s3.get_bucket_encryption(Bucket=INDEX_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert index_rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert public_access_block(aws, INDEX_BUCKET) == ALL_BLOCKED
+    assert lifecycle_rules(aws) == [retention_rule(400)]
+    assert "Status" not in s3.get_bucket_versioning(Bucket=INDEX_BUCKET)  # expired indexes leave nothing behind
 
     # The new stream's ARN is not the configured one yet: said, with what to do, and the run is not "ready".
     stream_arn = lock_table["LatestStreamArn"]
     assert code == 1
     assert f"to do: set GUARDIAN_LOCK_TABLE_STREAM_ARN to {stream_arn} in stage 'test'" in first.out
-    assert first.out.splitlines()[:8] == [
+    assert first.out.splitlines()[:9] == [
         f"s3://{BUCKET}: enable versioning (it is never enabled)",
         f"s3://{BUCKET}: set default encryption to SSE-S3 (AES256) (it has none)",
         f"s3://{BUCKET}: block all public access "
@@ -149,6 +181,8 @@ def test_a_bare_backend_is_made_ready_and_a_second_run_changes_nothing(
         "sns: create the topic tfstate-guardian-test",
         f"events: create the event bus {EVENT_BUS}",
         f"dynamodb table {GUARDIAN_TABLE}: create it (pk, sk strings; on demand; TTL on expires_at)",
+        f"s3://{INDEX_BUCKET}: create it, the guardian's index bucket (SSE-S3, all public access blocked, "
+        "indexes/ expiring after 400 days)",
         f"ssm: create {SLACK_PARAMETER} from $GUARDIAN_SLACK_WEBHOOK_URL_VALUE",
     ]
 
@@ -173,13 +207,14 @@ def test_a_dry_run_says_what_it_would_do_and_changes_nothing(
     assert code == 0
     assert writes(calls) == []
     lines = out.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert all(line.startswith("[dry run] ") for line in lines)
     assert "[dry run] the lock table's stream ARN is known once the stream is enabled" in lines
     assert "Status" not in aws.client("s3").get_bucket_versioning(Bucket=BUCKET)
     assert public_access_block(aws) is None
     assert "StreamSpecification" not in aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]
     assert table_names(aws) == [LOCK_TABLE]
+    assert bucket_names(aws) == [BUCKET]
     assert topic_arns(aws) == []
     assert [bus["Name"] for bus in aws.client("events").list_event_buses()["EventBuses"]] == ["default"]
     assert aws.client("ssm").describe_parameters()["Parameters"] == []
@@ -284,6 +319,133 @@ def test_a_topic_of_another_account_is_refused(
     assert code == 1
     assert err.startswith("prepare: error: GUARDIAN_NOTIFY_TOPIC_ARN is in account 999999999999, region us-east-1, ")
     assert writes(calls) == []
+
+
+def ready_backend(aws: boto3.session.Session) -> str:
+    """A backend prepare has made ready before: the stream ARN to configure."""
+    bare_backend(aws, stream_view="NEW_AND_OLD_IMAGES")
+    s3 = aws.client("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
+    s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+    create_guardian_table(aws.client("dynamodb"), GUARDIAN_TABLE)
+    return str(aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]["LatestStreamArn"])
+
+
+def ready_config(tmp_path: Path, stream_arn: str, **overrides: str) -> Path:
+    """The config of a ready backend, without channels: prepare's only business is the index bucket."""
+    return write_config(
+        tmp_path,
+        GUARDIAN_LOCK_TABLE_STREAM_ARN=stream_arn,
+        GUARDIAN_NOTIFY_TOPIC_ARN="",
+        GUARDIAN_NOTIFY_EVENT_BUS="",
+        GUARDIAN_SLACK_WEBHOOK_SECRET="",
+        **overrides,
+    )
+
+
+def test_an_existing_index_bucket_is_brought_to_shape_keeping_the_operators_own_rules(
+    aws: boto3.session.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ready_config(tmp_path, ready_backend(aws), GUARDIAN_HISTORY_DAYS="90")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=INDEX_BUCKET)
+    s3.put_public_access_block(
+        Bucket=INDEX_BUCKET, PublicAccessBlockConfiguration={**PUBLIC_ACCESS_BLOCK, "BlockPublicPolicy": False}
+    )
+    uploads = {
+        "ID": "abort-uploads",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+    }
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=INDEX_BUCKET,
+        LifecycleConfiguration={"Rules": [uploads, retention_rule(30)]},  # type: ignore[list-item]
+    )
+
+    code, calls = run(config, "--dry-run")
+
+    dry = capsys.readouterr().out.splitlines()
+    assert (code, writes(calls)) == (0, [])
+    assert lifecycle_rules(aws) == [uploads, retention_rule(30)]
+
+    code, _ = run(config)
+
+    out = capsys.readouterr().out.splitlines()
+    changed = [
+        f"s3://{INDEX_BUCKET}: set default encryption to SSE-S3 (AES256) (it has none)",
+        f"s3://{INDEX_BUCKET}: block all public access (BlockPublicPolicy off)",
+        f"s3://{INDEX_BUCKET}: expire indexes/ after 90 days, as GUARDIAN_HISTORY_DAYS says (its rule says 30 days)",
+    ]
+    assert (code, out) == (0, changed)
+    assert dry == [f"[dry run] {line}" for line in changed]
+    rules = s3.get_bucket_encryption(Bucket=INDEX_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert public_access_block(aws, INDEX_BUCKET) == ALL_BLOCKED
+    assert lifecycle_rules(aws) == [uploads, retention_rule(90)]
+
+    code, calls = run(config)
+
+    assert (code, capsys.readouterr().out, writes(calls)) == (0, "nothing to change\n", [])
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        ({**retention_rule(400), "Status": "Disabled"}, "its rule is Disabled"),
+        ({**retention_rule(400), "Filter": {"Prefix": ""}}, "its rule covers the prefix ''"),
+        (None, "it has no such rule"),
+    ],
+)
+def test_an_index_retention_rule_that_is_off_too_wide_or_missing_is_put_back(
+    aws: boto3.session.Session,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rule: dict[str, Any] | None,
+    said: str,
+) -> None:
+    config = ready_config(tmp_path, ready_backend(aws))
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=INDEX_BUCKET)
+    s3.put_bucket_encryption(Bucket=INDEX_BUCKET, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
+    s3.put_public_access_block(Bucket=INDEX_BUCKET, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+    if rule is not None:
+        s3.put_bucket_lifecycle_configuration(Bucket=INDEX_BUCKET, LifecycleConfiguration={"Rules": [rule]})  # type: ignore[list-item]
+
+    code, _ = run(config)
+
+    assert (code, capsys.readouterr().out.splitlines()) == (
+        0,
+        [f"s3://{INDEX_BUCKET}: expire indexes/ after 400 days, as GUARDIAN_HISTORY_DAYS says ({said})"],
+    )
+    assert lifecycle_rules(aws) == [retention_rule(400)]
+
+
+def test_an_index_bucket_that_is_the_state_bucket_is_refused_before_anything_is_read(
+    aws: boto3.session.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare_backend(aws)
+
+    code, calls = run(write_config(tmp_path, GUARDIAN_INDEX_BUCKET=BUCKET))
+
+    out, err = capsys.readouterr()
+    assert (code, out, calls) == (1, "", [])
+    assert err.startswith(f"prepare: error: GUARDIAN_INDEX_BUCKET is the state bucket {BUCKET}: ")
+    assert err.count("\n") == 1
+    assert lifecycle_rules(aws, BUCKET) == []
+    assert "Status" not in aws.client("s3").get_bucket_versioning(Bucket=BUCKET)
+
+
+def test_without_an_index_bucket_none_is_made(
+    aws: boto3.session.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ready_config(tmp_path, ready_backend(aws), GUARDIAN_INDEX_BUCKET="")
+
+    code, _ = run(config)
+
+    assert (code, capsys.readouterr().out) == (0, "nothing to change\n")
+    assert bucket_names(aws) == [BUCKET]
 
 
 def test_the_module_runs_as_a_program(aws: boto3.session.Session, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from chalice.test import Client
 
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
+from chalicelib.domain.rollback import with_serial
 from tests.conftest import RunningStack
 from tests.support.events import state_bytes
 from tests.support.secrets import leaks
@@ -38,16 +39,21 @@ def lock_info(stack: RunningStack, key: str, lock_id: str) -> str:
 
 def test_states_and_versions_and_diff(aws, stack: RunningStack) -> None:
     first = put(aws, stack, KEY, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
-    second = put(aws, stack, KEY, state_bytes("state_tf1.11.4_check_results_and_sensitive_output.json"))
+    second = put(aws, stack, KEY, with_serial(state_bytes("state_tf1.11.4_check_results_and_sensitive_output.json"), 2))
     put(aws, stack, "env:/staging/" + KEY, state_bytes("state_tf1.0.3_serial2.json"))
     put(aws, stack, "team/notes.txt", b"not a state")
-    aws.client("s3").put_object(Bucket=stack.resources.state_bucket, Key=KEY + ".tflock", Body=b"{}")
+    aws.client("dynamodb").put_item(
+        TableName=stack.resources.lock_table,
+        Item={"LockID": {"S": f"{stack.resources.state_bucket}/{KEY}"}, "Info": {"S": lock_info(stack, KEY, "L1")}},
+    )
+    stack.pump()  # the guardian records the writes and the lock as their events reach it
 
     status, body = call(stack, "get", "/states")
     assert status == 200
     by_key = {state["key"]: state for state in body["states"]}
     assert set(by_key) == {KEY, "env:/staging/" + KEY}
-    assert by_key[KEY]["locked"] is True and by_key["env:/staging/" + KEY]["workspace"] == "staging"
+    assert by_key[KEY]["locked"] is True and by_key[KEY]["lock"]["who"] == "me@laptop"
+    assert by_key["env:/staging/" + KEY]["workspace"] == "staging" and not by_key["env:/staging/" + KEY]["locked"]
     assert by_key["env:/staging/" + KEY]["serial"] == 2
 
     status, body = call(stack, "get", f"/states/versions?key={KEY}")

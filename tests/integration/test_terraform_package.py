@@ -98,6 +98,7 @@ def test_every_handler_of_app_py_is_a_lambda_function(packaged: dict[str, Path],
         "on_lock_table_change",
         "verify_state_digests",
         "reap_stale_locks",
+        "backfill_history",
         "api_handler",
     }
     assert functions["api_handler"]["handler"] == "app.app"
@@ -122,9 +123,12 @@ def test_schedules_run_at_their_rates_under_stage_unique_rule_names(packaged: di
     assert {name: rule["schedule_expression"] for name, rule in rules.items()} == {
         "verify_state_digests-event": "rate(1 minute)",
         "reap_stale_locks-event": "rate(5 minutes)",
+        "backfill_history-event": "rate(10 minutes)",
     }
-    assert targets["verify_state_digests-event"]["arn"] == "${aws_lambda_function.verify_state_digests.arn}"
-    assert targets["reap_stale_locks-event"]["arn"] == "${aws_lambda_function.reap_stale_locks.arn}"
+    assert {name: target["arn"] for name, target in targets.items()} == {
+        f"{function}-event": f"${{aws_lambda_function.{function}.arn}}"
+        for function in ("verify_state_digests", "reap_stale_locks", "backfill_history")
+    }
     renamed = json.loads((packaged[stage] / RULE_NAMES_OVERRIDE).read_text())["resource"]["aws_cloudwatch_event_rule"]
     assert {rule: override["name"] for rule, override in renamed.items()} == {
         rule: f"tfstate-guardian-{stage}-{rule}" for rule in rules

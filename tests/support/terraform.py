@@ -68,9 +68,12 @@ def _base_env() -> dict[str, str]:
 class TerraformDir:
     """A working directory of its own, driven by one Terraform binary."""
 
-    def __init__(self, terraform: Terraform, path: Path) -> None:
+    def __init__(self, terraform: Terraform, path: Path, *, hostname: str | None = None) -> None:
         self.terraform = terraform
         self.path = path
+        # Terraform's LockInfo `Who` is `<user>@<hostname>`: a host name of its own (a UTS namespace) makes another
+        # writer, as a second CI runner would be.
+        self._prefix = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname] if hostname else []
         path.mkdir(parents=True, exist_ok=True)
         cli_config = path / ".terraformrc"
         cli_config.write_text("")
@@ -81,7 +84,7 @@ class TerraformDir:
 
     def run(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [str(self.terraform.binary), *args],
+            [*self._prefix, str(self.terraform.binary), *args],
             cwd=self.path,
             env=self.env,
             capture_output=True,
@@ -106,7 +109,7 @@ class TerraformDir:
     def background_apply(self, *args: str, timeout: float = 180) -> Iterator[subprocess.Popen[str]]:
         """Run `terraform apply -auto-approve` while the body runs; it must succeed."""
         process = subprocess.Popen(
-            [str(self.terraform.binary), "apply", "-auto-approve", "-input=false", "-no-color", *args],
+            [*self._prefix, str(self.terraform.binary), "apply", "-auto-approve", "-input=false", "-no-color", *args],
             cwd=self.path,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -125,7 +128,7 @@ class TerraformDir:
     def holding_lock(self, *args: str, answer: str = "yes", timeout: float = 120) -> Iterator[None]:
         """Run `terraform apply` parked at its approval prompt, so it holds the state lock; then answer."""
         process = subprocess.Popen(
-            [str(self.terraform.binary), "apply", "-input=true", "-no-color", *args],
+            [*self._prefix, str(self.terraform.binary), "apply", "-input=true", "-no-color", *args],
             cwd=self.path,
             env=self.env,
             stdin=subprocess.PIPE,

@@ -1,4 +1,8 @@
+import hashlib
 import json
+import random
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -263,3 +267,81 @@ def test_a_rollback_target_is_parsed_wherever_it_differs_from_the_current_versio
     assert broken != data
     with pytest.raises(NotAStateError):
         compare_for_rollback(broken, lambda: [data])
+
+
+class SourceFailed(Exception):
+    pass
+
+
+def test_chunks_read_ahead_give_the_same_index_and_md5() -> None:
+    data = state_bytes(generate_state(200, seed=5))
+    for size in (1, 1000, 1 << 16):
+        pieces = chunked(data, size)
+
+        def opened(pieces: list[bytes] = pieces) -> Iterator[bytes]:
+            return iter(pieces)
+
+        index = index_state(opened)
+        assert index == index_state([data]) and index.md5 == hashlib.md5(data).hexdigest() and index.size == len(data)
+
+
+def test_an_error_of_the_reading_reaches_the_caller_and_nothing_keeps_reading() -> None:
+    data = state_bytes(generate_state(200, seed=5))
+    closed = []
+
+    def failing() -> Iterator[bytes]:
+        try:
+            yield data[:5000]
+            raise SourceFailed("connection reset")
+        finally:
+            closed.append(True)
+
+    before = threading.active_count()
+    with pytest.raises(SourceFailed, match="connection reset"):
+        index_state(failing)
+    assert closed == [True] and threading.active_count() == before
+
+
+def test_a_refusal_stops_the_reading_at_once() -> None:
+    read = []
+
+    def endless() -> Iterator[bytes]:
+        yield b"not a state at all " * 10
+        while True:
+            read.append(1)
+            yield b" " * 1000
+
+    before = threading.active_count()
+    with pytest.raises(NotAStateError):
+        index_state(endless)
+    assert threading.active_count() == before and len(read) < 100
+
+
+def test_objects_after_the_resources_that_look_like_resources_are_not_taken_for_them() -> None:
+    state = awkward_state()
+    state["check_results"] = [
+        {"module_addr": "module.x", "mode": "managed", "type": "t", "name": "n", "instances": []},
+        {"module": "module.y", "mode": "managed", "type": "t", "name": "m", "instances": []},
+    ]
+    data = terraform_layout(state)
+    for size in (1, 13, 1 << 20):
+        index = index_state(chunked(data, size))
+        assert sorted(index.resources) == sorted(index_state([data], decoded=True).resources)
+        assert not any(address.startswith(("module.y", "t.")) for address in index.resources)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_chunks_of_any_sizes_cut_resources_alike(seed: int) -> None:
+    rng = random.Random(seed)
+    state = awkward_state()
+    state["resources"] += generate_state(60, seed=seed)["resources"]
+    state["resources"][-1]["instances"][0]["attributes"]["big"] = "x" * rng.randint(1, 5000)  # larger than chunks
+    data = terraform_layout(state)
+    pieces, start = [], 0
+    while start < len(data):
+        size = rng.choice([1, 2, 9, 23, 24, 25, 100, 777, 3000])
+        pieces.append(data[start : start + size])
+        start += size
+    whole = index_state([data])
+    assert index_state(pieces) == whole and index_state(lambda: iter(pieces)) == whole
+    assert whole.resource_digests == "terraform-layout"
