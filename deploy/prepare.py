@@ -118,6 +118,13 @@ class _Backend:
         if versioning != "Enabled":
             # First in the plan: rollback reads old versions, so nothing else is worth doing without it.
             plan.add(f"{where}: enable versioning (it is {versioning})", lambda: self._enable_versioning(bucket))
+        self._plan_bucket_protection(plan, bucket, encryption, public_access)
+
+    def _plan_bucket_protection(
+        self, plan: Plan, bucket: str, encryption: object | None, public_access: dict[str, Any]
+    ) -> None:
+        """Default encryption where a bucket has none, and every public access flag on."""
+        where = f"s3://{bucket}"
         if encryption is None:
             plan.add(
                 f"{where}: set default encryption to SSE-S3 (AES256) (it has none)",
@@ -298,17 +305,7 @@ class _Backend:
             encryption = self._bucket_encryption(bucket)
             public_access = self._public_access_block(bucket)
             rules = self._lifecycle_rules(bucket)
-        if encryption is None:
-            plan.add(
-                f"{where}: set default encryption to SSE-S3 (AES256) (it has none)",
-                lambda: self._put_bucket_encryption(bucket),
-            )
-        off = [flag for flag in PUBLIC_ACCESS_BLOCK_FLAGS if not public_access.get(flag)]
-        if off:
-            plan.add(
-                f"{where}: block all public access ({', '.join(off)} off)",
-                lambda: self._put_public_access_block(bucket),
-            )
+        self._plan_bucket_protection(plan, bucket, encryption, public_access)
         (wanted,) = index_bucket_lifecycle(days)["Rules"]
         found = next((rule for rule in rules if rule.get("ID") == wanted["ID"]), None)
         differs = _retention_differs(found, wanted)

@@ -150,15 +150,8 @@ class HistoryTable:
                     ":overflow": {"BOOL": True},
                 }
             )
-        try:
-            response = self._client.query(**query)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"read the versions of {key} in {self.name}") from exc
-        last = response.get("LastEvaluatedKey")
-        return Page(
-            items=[_version(bucket, item) for item in response.get("Items", [])],
-            next=encode_token({"for": pk, "sk": last["sk"]["S"]}) if last else None,
-        )
+        items, next_token = self._page(query, f"read the versions of {key}")
+        return Page([_version(bucket, item) for item in items], next_token)
 
     def version(self, bucket: str, key: str, version_id: str) -> VersionRecord | None:
         """One version's record, by its id."""
@@ -286,15 +279,18 @@ class HistoryTable:
         if next_token:
             position = decode_token(next_token, expect=pk)
             query["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": str(position.get("sk", ""))}}
+        items, next_token = self._page(query, f"read the states of {bucket}")
+        return Page([_fleet_entry(bucket, item) for item in items], next_token)
+
+    def _page(self, query: dict[str, Any], what: str) -> tuple[list[dict[str, Any]], str | None]:
+        """One Query's items, and the token of the page after them (a listing's `next`), if any."""
         try:
             response = self._client.query(**query)
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"read the states of {bucket} in {self.name}") from exc
+            raise translate(exc, f"{what} in {self.name}") from exc
         last = response.get("LastEvaluatedKey")
-        return Page(
-            items=[_fleet_entry(bucket, item) for item in response.get("Items", [])],
-            next=encode_token({"for": pk, "sk": last["sk"]["S"]}) if last else None,
-        )
+        pk = query["ExpressionAttributeValues"][":pk"]["S"]
+        return response.get("Items", []), encode_token({"for": pk, "sk": last["sk"]["S"]}) if last else None
 
     def checkpoint(self, bucket: str) -> dict[str, Any] | None:
         """Where the backfill of a bucket stopped (see `Backfill`)."""

@@ -220,43 +220,31 @@ class S3StateBucket:
     ) -> tuple[list[ObjectVersion], tuple[str, str] | None]:
         """Up to `limit` versions and delete markers of exactly `key`, newest first, from where the markers say;
         the markers of the next page, if any."""
-        request: dict[str, Any] = {"Bucket": self.name, "Prefix": key, "MaxKeys": limit}
-        if key_marker:
-            request.update(KeyMarker=key_marker, VersionIdMarker=version_marker or "")
-        try:
-            response = self._client.list_object_versions(**request)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"list versions of s3://{self.name}/{key}") from exc
-        entries = [
-            ObjectVersion(v["VersionId"], v["LastModified"], v.get("Size", 0), bool(v.get("IsLatest")), False)
-            for v in response.get("Versions", [])
-            if v.get("Key") == key
-        ] + [
-            ObjectVersion(m["VersionId"], m["LastModified"], 0, bool(m.get("IsLatest")), True)
-            for m in response.get("DeleteMarkers", [])
-            if m.get("Key") == key
-        ]
-        entries.sort(key=lambda entry: entry.last_modified, reverse=True)
-        beyond = any(
-            v.get("Key", "") > key for v in (*response.get("Versions", []), *response.get("DeleteMarkers", []))
-        )
-        if not response.get("IsTruncated") or beyond:
-            return entries, None
-        return entries, (str(response.get("NextKeyMarker", "")), str(response.get("NextVersionIdMarker", "")))
+        listed, following = self._versions_page(key, key_marker, version_marker, limit)
+        entries = sorted((entry for name, entry in listed if name == key), key=lambda e: e.last_modified, reverse=True)
+        beyond = any(name > key for name, _ in listed)  # the next key with this prefix: this one is done
+        return entries, None if beyond else following
 
     def all_versions_page(
         self, *, key_marker: str | None, version_marker: str | None, limit: int
     ) -> tuple[list[tuple[str, ObjectVersion]], tuple[str, str] | None]:
         """Up to `limit` versions and delete markers of the whole bucket after the markers: keys in order, each
         key's versions newest first, then its delete markers; the markers of the next page, if any."""
-        request: dict[str, Any] = {"Bucket": self.name, "MaxKeys": limit}
+        listed, following = self._versions_page("", key_marker, version_marker, limit)
+        return sorted(listed, key=lambda entry: entry[0]), following  # stable: S3's order within each key
+
+    def _versions_page(
+        self, prefix: str, key_marker: str | None, version_marker: str | None, limit: int
+    ) -> tuple[list[tuple[str, ObjectVersion]], tuple[str, str] | None]:
+        """One ListObjectVersions page: each key with its version (versions first, then delete markers)."""
+        request: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "MaxKeys": limit}
         if key_marker:
             request.update(KeyMarker=key_marker, VersionIdMarker=version_marker or "")
         try:
             response = self._client.list_object_versions(**request)
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"list versions of s3://{self.name}") from exc
-        entries = [
+            raise translate(exc, f"list versions of s3://{self.name}/{prefix}") from exc
+        listed = [
             (
                 v["Key"],
                 ObjectVersion(v["VersionId"], v["LastModified"], v.get("Size", 0), bool(v.get("IsLatest")), False),
@@ -266,10 +254,9 @@ class S3StateBucket:
             (m["Key"], ObjectVersion(m["VersionId"], m["LastModified"], 0, bool(m.get("IsLatest")), True))
             for m in response.get("DeleteMarkers", [])
         ]
-        entries.sort(key=lambda entry: entry[0])  # stable: each key's versions keep S3's order, newest first
         if not response.get("IsTruncated"):
-            return entries, None
-        return entries, (str(response.get("NextKeyMarker", "")), str(response.get("NextVersionIdMarker", "")))
+            return listed, None
+        return listed, (str(response.get("NextKeyMarker", "")), str(response.get("NextVersionIdMarker", "")))
 
     def put_state(self, key: str, body: bytes) -> str:
         """Write a new current version of a state; its version id."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +86,6 @@ def working_dir(
 def api_stack(stack_with: Any) -> LocalStack:
     """The local stack with its REST API on a free port, as `make run` serves it."""
     return stack_with(api_port=free_port())  # type: ignore[no-any-return]
-
-
-def tfguardian(local: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The `tfguardian` command against the local stack's API, as a person runs it."""
-    assert local.api_url is not None
-    return subprocess.run(
-        [sys.executable, "-m", "guardian_cli", "--endpoint", local.api_url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def notifications_of(local: LocalStack) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ from typing import Any
 import boto3
 
 from local_stack.stack import LocalStack
-from tests.e2e.conftest import tfguardian, working_dir
+from tests.e2e.conftest import working_dir
+from tests.support.cli import tfguardian
 from tests.support.terraform import Terraform
 
 KEY = "history/terraform.tfstate"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from local_stack.stack import LocalStack
-from tests.e2e.conftest import notifications_of, tfguardian, working_dir
+from tests.e2e.conftest import notifications_of, working_dir
+from tests.support.cli import tfguardian
 from tests.support.terraform import Terraform, TerraformDir
 
 KEY = "broken/terraform.tfstate"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from local_stack.emulator import free_port
 from local_stack.stack import LocalStack
+from tests.support.cli import tfguardian
 from tests.support.events import state_bytes
 
 KEY = "cli/terraform.tfstate"
@@ -18,18 +17,6 @@ KEY = "cli/terraform.tfstate"
 @pytest.fixture
 def api(stack_with) -> LocalStack:
     return stack_with(api_port=free_port())  # type: ignore[no-any-return]
-
-
-def tfguardian(api: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    assert api.api_url is not None
-    return subprocess.run(
-        [sys.executable, "-m", "guardian_cli", "--endpoint", api.api_url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_a_person_lists_looks_and_rolls_back(aws, api: LocalStack) -> None:
