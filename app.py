@@ -115,7 +115,7 @@ def list_states() -> Response:
     return _answer(
         lambda scope: container().queries.states(
             _param("prefix", required=False), scope, limit=page_limit(_param("limit", required=False)),
-            next_token=_param("next", required=False) or None,
+            next_token=_param("next", required=False) or None, workspace=_param("workspace", required=False) or None,
         )
     )  # fmt: skip
 

@@ -146,24 +146,37 @@ class Container:
         from chalicelib.adapters.sns_topic import SnsTopic
         from chalicelib.channels.console import ConsoleChannel
         from chalicelib.channels.jsonl_file import JsonLinesFileChannel
+        from chalicelib.channels.pagerduty import EVENTS_URL, PagerDutyChannel
         from chalicelib.channels.slack import SlackChannel
+        from chalicelib.channels.teams import TeamsChannel
         from chalicelib.channels.webhook import WebhookChannel
         from chalicelib.services.notifier import Channel, Notifier
 
         channels: list[Channel] = []
         settings = self.settings
+        page_url = settings.page_url
         if settings.notify_topic_arn:
-            channels.append(SnsTopic(self.sns, settings.notify_topic_arn))
+            channels.append(SnsTopic(self.sns, settings.notify_topic_arn, page_url=page_url))
         if settings.notify_event_bus:
             channels.append(EventBus(self.events, settings.notify_event_bus))
         if settings.slack_webhook_secret:
-            channels.append(SlackChannel(SecretValue(settings.slack_webhook_secret)))
+            channels.append(SlackChannel(SecretValue(settings.slack_webhook_secret), page_url=page_url))
+        if settings.teams_webhook_secret:
+            channels.append(TeamsChannel(SecretValue(settings.teams_webhook_secret), page_url=page_url))
+        if settings.pagerduty_routing_key_secret:
+            channels.append(
+                PagerDutyChannel(
+                    SecretValue(settings.pagerduty_routing_key_secret),
+                    events_url=settings.pagerduty_events_url or EVENTS_URL,
+                    page_url=page_url,
+                )
+            )
         if settings.webhook_url and settings.webhook_secret:
             channels.append(WebhookChannel(settings.webhook_url, SecretValue(settings.webhook_secret)))
         if self.settings.notify_file:
             channels.append(JsonLinesFileChannel(self.settings.notify_file))
         if self.settings.notify_console:
-            channels.append(ConsoleChannel(self._console or sys.stdout))
+            channels.append(ConsoleChannel(self._console or sys.stdout, page_url=settings.page_url))
         return Notifier(
             channels,
             self.guardian_table,

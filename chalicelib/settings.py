@@ -40,6 +40,10 @@ class Settings:
     slack_webhook_secret: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    teams_webhook_secret: str | None = None
+    pagerduty_routing_key_secret: str | None = None
+    pagerduty_events_url: str | None = None
+    page_url: str | None = None
     routes: dict[str, frozenset[str]] = field(default_factory=dict)
     notify_file: str | None = None
     notify_console: bool = False
@@ -73,6 +77,10 @@ class Settings:
             slack_webhook_secret=_optional(env, "GUARDIAN_SLACK_WEBHOOK_SECRET"),
             webhook_url=_optional(env, "GUARDIAN_WEBHOOK_URL"),
             webhook_secret=_requires(env, "GUARDIAN_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_URL"),
+            teams_webhook_secret=_optional(env, "GUARDIAN_TEAMS_WEBHOOK_SECRET"),
+            pagerduty_routing_key_secret=_optional(env, "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET"),
+            pagerduty_events_url=_url(env, "GUARDIAN_PAGERDUTY_EVENTS_URL"),
+            page_url=_url(env, "GUARDIAN_PAGE_URL"),
             routes=_routes(env, "GUARDIAN_ROUTES"),
             reaper=_reaper_policy(
                 ttl=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_TTL_S", 7200, minimum=0)),
@@ -135,6 +143,19 @@ def _required(env: Mapping[str, str], name: str) -> str:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """An https:// URL (http:// to this machine only), with nothing that could end a link in a message."""
+    url = _optional(env, name)
+    if url is None:
+        return None
+    from chalicelib.channels.http import check_url  # noqa: PLC0415 - only when one is set
+
+    check_url(url, name)
+    if any(char.isspace() or char in '<>|"' for char in url):
+        raise SettingsError(f'{name} must be a URL without spaces or any of < > | "')
+    return url
 
 
 def _liveness_url(env: Mapping[str, str]) -> str | None:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 SECRET_VALUE_VARIABLES = {
     "GUARDIAN_SLACK_WEBHOOK_SECRET": "GUARDIAN_SLACK_WEBHOOK_URL_VALUE",
     "GUARDIAN_WEBHOOK_SECRET": "GUARDIAN_WEBHOOK_SECRET_VALUE",
+    "GUARDIAN_TEAMS_WEBHOOK_SECRET": "GUARDIAN_TEAMS_WEBHOOK_URL_VALUE",
+    "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET": "GUARDIAN_PAGERDUTY_ROUTING_KEY_VALUE",
 }
 _NO_BUCKET = ("404", "NoSuchBucket")
 _FORBIDDEN = ("403", "AccessDenied")
@@ -337,6 +339,8 @@ class _Backend:
         configured = {
             "GUARDIAN_SLACK_WEBHOOK_SECRET": self._settings.slack_webhook_secret,
             "GUARDIAN_WEBHOOK_SECRET": self._settings.webhook_secret,
+            "GUARDIAN_TEAMS_WEBHOOK_SECRET": self._settings.teams_webhook_secret,
+            "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET": self._settings.pagerduty_routing_key_secret,
         }
         references = []
         for setting, reference in configured.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from local_stack.stack import LocalStack, StackOptions
 
 DEFAULT_AWS_PORT = 5055
 DEFAULT_API_PORT = 8055
+DEFAULT_PAGE_PORT = 8056
 WORK_DIR = Path(".local")
 
 
@@ -28,9 +30,24 @@ def _port(name: str, default: int) -> int:
     return int(raw)
 
 
+def cli_instructions(api_url: str | None) -> str:
+    """How to point `tfguardian` at this stack, in commands to paste: this interpreter's own script, by full path."""
+    bin_dir = Path(sys.prefix) / "bin"
+    script = bin_dir / "tfguardian"
+    command = shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m guardian_cli"
+    activate = bin_dir / "activate"
+    on_path = f"  (or `. {shlex.quote(str(activate))}`, then `tfguardian states`)" if activate.exists() else ""
+    return f"""The tfguardian command, pointed at this stack (in each new shell):
+
+  export TFGUARDIAN_ENDPOINT={api_url}
+  {command} states{on_path}
+"""
+
+
 def main() -> int:
     aws_port = _port("GUARDIAN_AWS_PORT", DEFAULT_AWS_PORT)
     api_port = _port("GUARDIAN_API_PORT", DEFAULT_API_PORT)
+    page_port = _port("GUARDIAN_PAGE_PORT", DEFAULT_PAGE_PORT)
     notify_file = Path(os.environ.get("GUARDIAN_NOTIFY_FILE") or WORK_DIR / "notifications.jsonl").resolve()
     WORK_DIR.mkdir(exist_ok=True)
     log_path = (WORK_DIR / "guardian.log").resolve()
@@ -47,6 +64,7 @@ def main() -> int:
             console=terminal,
             aws_port=aws_port,
             api_port=api_port,
+            page_port=page_port,
             schedule_interval_s=float(os.environ.get("GUARDIAN_SCHEDULE_INTERVAL_S", "10")),
         )
     )
@@ -74,6 +92,7 @@ AWS emulator (moto):  {stack.endpoint}
 State bucket:         s3://{stack.resources.state_bucket}  (versioned, encrypted)
 Lock table:           {stack.resources.lock_table}  (stream: NEW_AND_OLD_IMAGES)
 REST API:             {stack.api_url}
+Status page:          {stack.page_url}
 Notifications:        this console, and JSON lines in {notify_file}
 Guardian log:         {log_path}
 
@@ -83,6 +102,7 @@ Backend block for Terraform >= 1.6:
 Backend block for Terraform 1.0 to 1.5:
 
 {backend_block_legacy(stack.endpoint, stack.resources)}
+{cli_instructions(stack.api_url)}
 tfstate-guardian ready (Ctrl-C to stop)
 """
     )

@@ -32,8 +32,13 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, setting: str) -> None:
-    """Raise `PortInUseError` with a message naming the setting that moves the port."""
+    """Raise `PortInUseError` with a message naming the setting that moves the port.
+
+    Probed as the servers bind (`SO_REUSEADDR`, which both the moto server and Chalice's set): the connections of a
+    stack just stopped, left in TIME_WAIT, do not hold the port, while any program listening on it still does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -18,8 +18,9 @@ from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
 from chalicelib import composition
 from chalicelib.settings import Settings, load_settings
+from guardian_cli.ui_server import ListenError, UiServer, Upstream
 from local_stack.acting import ActingRequestHandler
-from local_stack.emulator import HOST, MotoServer, check_port_free, free_port
+from local_stack.emulator import HOST, MotoServer, PortInUseError, check_port_free, free_port
 from local_stack.lambda_runtime import AppHandlers, invoke
 from local_stack.provision import Resources, provision
 from local_stack.s3_source import VersionWatcher
@@ -32,7 +33,7 @@ STREAM_ATTEMPTS = 5  # Lambda would retry a stream batch for a day; locally the 
 
 @dataclass
 class StackOptions:
-    """How to run the local stack. Ports of None mean: a free one (AWS) or no API at all."""
+    """How to run the local stack. Ports of None mean: a free one (AWS), no API, no status page."""
 
     notify_file: Path
     work_dir: Path
@@ -40,6 +41,7 @@ class StackOptions:
     console: TextIO | None = None
     aws_port: int | None = None
     api_port: int | None = None
+    page_port: int | None = None  # the status page (`tfguardian ui`'s server, unsigned); it needs the API
     emulator_endpoint: str | None = None  # use an emulator that is already running
     state_bucket: str = "tfstate-guardian-local"
     lock_table: str = "tfstate-guardian-locks"
@@ -65,6 +67,8 @@ class LocalStack:
         self.resources: Resources | None = None
         self.app: ModuleType | None = None
         self.api_url: str | None = None
+        self.page_url: str | None = None
+        self._page_server: UiServer | None = None
         self._handlers: AppHandlers | None = None
         self._watcher: VersionWatcher | None = None
         self._poller: StreamPoller | None = None
@@ -80,6 +84,8 @@ class LocalStack:
         options = self.options
         if options.api_port is not None:
             check_port_free(options.api_port, "GUARDIAN_API_PORT")
+        if options.page_port is not None:
+            check_port_free(options.page_port, "GUARDIAN_PAGE_PORT")
         if not self.endpoint:
             port = options.aws_port if options.aws_port is not None else free_port()
             check_port_free(port, "GUARDIAN_AWS_PORT")
@@ -103,8 +109,10 @@ class LocalStack:
         self._watcher.baseline()
         self._poller = StreamPoller(session.client("dynamodbstreams"), self.resources.lock_table_stream_arn, REGION)
         self._poller.baseline()
-        if options.api_port is not None:
-            self._start_api(options.api_port)
+        if options.api_port is not None or options.page_port is not None:
+            self._start_api(options.api_port if options.api_port is not None else free_port())
+        if options.page_port is not None:
+            self._start_page(options.page_port)
 
     def _point_at_emulator(self) -> None:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -122,6 +130,8 @@ class LocalStack:
             resources.guardian_env(),
             GUARDIAN_NOTIFY_FILE=str(self.options.notify_file),
             GUARDIAN_NOTIFY_CONSOLE="true" if self.options.console else "false",
+            # Messages link to each state's page where this stack serves one.
+            **({"GUARDIAN_PAGE_URL": f"http://{HOST}:{self.options.page_port}/"} if self.options.page_port else {}),
             **self.options.extra_env,
         )
         load_settings.cache_clear()
@@ -136,10 +146,22 @@ class LocalStack:
             CustomLocalChalice.__bases__ = (LocalChalice, self.app.app.__class__)
             self.app.app.__class__ = CustomLocalChalice
         self._api_server = LocalDevServer(self.app.app, config, HOST, port, handler_cls=ActingRequestHandler)
-        thread = threading.Thread(target=self._api_server.serve_forever, name="rest-api", daemon=True)
+        # Polled often: `stop` waits for the loop to notice its shutdown (half a second at the default).
+        server = self._api_server.server
+        thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name="rest-api", daemon=True)
         thread.start()
         self._threads.append(thread)
         self.api_url = f"http://{HOST}:{port}"
+
+    def _start_page(self, port: int) -> None:
+        """The status page, as `tfguardian ui` serves it, forwarding to this stack's API unsigned."""
+        assert self.api_url is not None
+        try:
+            self._page_server = UiServer(Upstream(self.api_url, signer=None), port)
+        except ListenError:  # taken since it was checked
+            raise PortInUseError(f"port {port} on {HOST} is in use; set GUARDIAN_PAGE_PORT to another") from None
+        self._page_server.start()
+        self.page_url = self._page_server.url
 
     def pump(self, max_s3_events: int | None = None) -> int:
         """Deliver every S3 event and stream record that is waiting; the number of invocations made.
@@ -252,6 +274,8 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything this stack started."""
         self._stop.set()
+        if self._page_server is not None:
+            self._page_server.stop()
         if self._api_server is not None:
             self._api_server.shutdown()
             self._api_server.server.server_close()

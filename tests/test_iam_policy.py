@@ -647,6 +647,15 @@ def test_only_the_stream_handler_reads_the_stream_and_feeds_the_dead_letter_queu
         )
 
 
+# Every setting that names a channel's secret (`ssm:` or `secretsmanager:`), each read with its own grant.
+SECRET_SETTINGS = (
+    "GUARDIAN_SLACK_WEBHOOK_SECRET",
+    "GUARDIAN_WEBHOOK_SECRET",
+    "GUARDIAN_TEAMS_WEBHOOK_SECRET",
+    "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET",
+)
+
+
 def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
     """(action, resource) for each channel the stage configures, on exactly the resource it names."""
     _, _, _, region, account, _ = env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":", 5)
@@ -660,7 +669,7 @@ def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
                 bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}",
             )
         )
-    for setting in ("GUARDIAN_SLACK_WEBHOOK_SECRET", "GUARDIAN_WEBHOOK_SECRET"):
+    for setting in SECRET_SETTINGS:
         store, _, name = env.get(setting, "").partition(":")
         if store == "ssm":
             # A SecureString under the default aws/ssm key needs no kms:Decrypt in the role's policy: that key's
@@ -695,12 +704,22 @@ def test_the_channel_mapping_sees_every_channel() -> None:
         "GUARDIAN_NOTIFY_EVENT_BUS": "bus",
         "GUARDIAN_SLACK_WEBHOOK_SECRET": "ssm:/team/slack",
         "GUARDIAN_WEBHOOK_SECRET": "secretsmanager:arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf",
+        "GUARDIAN_TEAMS_WEBHOOK_SECRET": "ssm:/team/teams",
+        "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET": "ssm:/team/pagerduty",
     }
     assert channel_grants(env) == {
         ("events:PutEvents", "arn:aws:events:eu-west-1:111122223333:event-bus/bus"),
         ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/team/slack"),
         ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf"),
+        ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/team/teams"),
+        ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/team/pagerduty"),
     }
+
+
+def test_every_secret_setting_of_the_guardian_is_mapped() -> None:
+    """A channel secret the settings read but this test does not map would be granted unchecked."""
+    settings = (ROOT / "chalicelib" / "settings.py").read_text()
+    assert set(re.findall(r'"(GUARDIAN_[A-Z_]*_SECRET)"', settings)) == set(SECRET_SETTINGS)
 
 
 @pytest.mark.parametrize("stage", STAGES)

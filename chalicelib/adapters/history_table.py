@@ -28,6 +28,7 @@ from chalicelib.domain.history import (
     encode_token,
     version_order,
 )
+from chalicelib.domain.state_keys import DEFAULT_WORKSPACE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -267,8 +268,11 @@ class HistoryTable:
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, f"note locks in {self.name}") from exc
 
-    def fleet(self, bucket: str, *, prefix: str, limit: int, next_token: str | None = None) -> Page[FleetEntry]:
-        """The bucket's states whose keys start with `prefix`, in key order."""
+    def fleet(
+        self, bucket: str, *, prefix: str, limit: int, next_token: str | None = None, workspace: str | None = None
+    ) -> Page[FleetEntry]:
+        """The bucket's states whose keys start with `prefix`, in key order; with `workspace`, only that
+        workspace's. The workspace is a filter on the same Query: a page reads `limit` entries and may hold fewer."""
         pk = f"fleet#{bucket}"
         query: dict[str, Any] = {
             "TableName": self.name,
@@ -276,6 +280,11 @@ class HistoryTable:
             "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {})},
             "Limit": limit,
         }
+        if workspace:
+            query["FilterExpression"] = "workspace = :workspace" + (
+                " OR attribute_not_exists(workspace)" if workspace == DEFAULT_WORKSPACE else ""
+            )
+            query["ExpressionAttributeValues"][":workspace"] = {"S": workspace}
         if next_token:
             position = decode_token(next_token, expect=pk)
             query["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": str(position.get("sk", ""))}}

@@ -1,50 +1,56 @@
 """`SnsTopic`: the notification topic, a channel with `type` and `severity` message attributes.
 
-A topic takes 256 KB (262,144 bytes) per Publish request, counting the message, its subject and every message
-attribute's name, data type and value; a PublishBatch request takes 256 KB for all its entries together. Each
-notification is fitted to that budget (`payload_budget.fit`) and batches are packed by size as well as by count.
+Each notification is published with `MessageStructure: json` (SNS's per-protocol messages): `default`, which SNS
+delivers to every protocol not named (SQS, Lambda, HTTP/S, email-json, …), is the contract's JSON; `email` is a
+plain-text body a person can act on (`domain/email_message.py`), under a readable `Subject` (the summary: ASCII, no
+line breaks, under 100 characters, as SNS takes it).
+
+A topic takes 256 KB (262,144 bytes) per Publish request, counting the message (here the whole structured message:
+both bodies, JSON-encoded), its subject and every message attribute's name, data type and value; a PublishBatch
+request takes 256 KB for all its entries together. Each notification is fitted to that budget
+(`payload_budget.fit`: both bodies list the same trimmed names) and batches are packed by size as well as by count.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import translate
+from chalicelib.domain.email_message import email_body, email_subject
 from chalicelib.domain.notifications import Notification
 from chalicelib.domain.payload_budget import fit
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
-_SUBJECT_LIMIT = 99
 PUBLISH_BATCH = 10
 PUBLISH_MAX_BYTES = 262_144  # per Publish request, and per PublishBatch request for all entries together
 
 
 class SnsTopic:
-    """An SNS topic that receives every notification as JSON."""
+    """An SNS topic that receives every notification: as JSON, and as plain text for email subscriptions."""
 
     name = "sns"
 
-    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+    def __init__(self, client: SNSClient, topic_arn: str, *, page_url: str | None = None) -> None:
         self._client = client
         self.topic_arn = topic_arn
+        self._page_url = page_url
 
     def send(self, notification: Notification) -> None:
         try:
-            self._client.publish(TopicArn=self.topic_arn, **message(notification))
+            self._client.publish(TopicArn=self.topic_arn, **message(notification, page_url=self._page_url))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"publish to {self.topic_arn}") from exc
 
     def send_batch(self, notifications: Sequence[Notification]) -> list[str]:
         """Publish up to ten per request and 256 KB per request; the ids SNS did not take."""
         failed: list[str] = []
-        entries = [{"Id": n.id, **message(n)} for n in notifications]
+        entries = [{"Id": n.id, **message(n, page_url=self._page_url)} for n in notifications]
         for chunk in _packed(entries):
             try:
                 response = self._client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk)  # type: ignore[arg-type]
@@ -54,17 +60,23 @@ class SnsTopic:
         return failed
 
 
-def message(notification: Notification) -> dict[str, Any]:
+def message(notification: Notification, *, page_url: str | None = None) -> dict[str, Any]:
     """The Publish parameters for `notification` (all but the topic), within `PUBLISH_MAX_BYTES`."""
-    subject = _subject(notification.summary)
+    subject = email_subject(notification.summary)
     attributes = {
         "type": {"DataType": "String", "StringValue": notification.type.value},
         "severity": {"DataType": "String", "StringValue": notification.severity.value},
     }
 
     def publish(data: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(data, separators=(",", ":"))
-        return {"Subject": subject, "Message": body, "MessageAttributes": attributes}
+        contract = json.dumps(data, separators=(",", ":"))
+        per_protocol = {"default": contract, "email": email_body(data, page_url=page_url)}
+        return {
+            "Subject": subject,
+            "Message": json.dumps(per_protocol, ensure_ascii=False, separators=(",", ":")),
+            "MessageStructure": "json",
+            "MessageAttributes": attributes,
+        }
 
     return publish(fit(notification.to_dict(), PUBLISH_MAX_BYTES, lambda data: request_size(publish(data))))
 
@@ -89,11 +101,3 @@ def _packed(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         batches[-1].append(entry)
         used += size
     return batches
-
-
-def _subject(summary: str) -> str:
-    # SNS subjects are ASCII without line breaks or control characters, under 100 characters.
-    ascii_only = summary.replace("→", "->").encode("ascii", "replace").decode("ascii")
-    printable = "".join(char if unicodedata.category(char) != "Cc" else " " for char in ascii_only)
-    flat = " ".join(printable.split()) or "tfstate-guardian notification"
-    return flat if len(flat) <= _SUBJECT_LIMIT else flat[: _SUBJECT_LIMIT - 3] + "..."

@@ -1,1 +1,1 @@
-"""Notification channels that are not AWS resources: the console and a JSON-lines file."""
+"""Notification channels that are not AWS resources: Slack, Teams, PagerDuty, a webhook, the console, a file."""

@@ -1,4 +1,5 @@
-"""`ConsoleChannel`: one or two readable lines per notification, for a person watching a terminal."""
+"""`ConsoleChannel`: two or three readable lines per notification, for a person watching a terminal: what happened,
+where, and the state's page when a page is served (`GUARDIAN_PAGE_URL`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 from typing import TextIO
 
 from chalicelib.domain.notifications import Notification
+from chalicelib.domain.page_links import state_page_url
 from chalicelib.domain.text import terminal_safe
 
 _SEVERITY_LABEL = {"info": "INFO    ", "warning": "WARNING ", "critical": "CRITICAL"}
@@ -16,8 +18,9 @@ class ConsoleChannel:
 
     name = "console"
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, page_url: str | None = None) -> None:
         self._stream = stream
+        self._page_url = page_url
         self._lock = threading.Lock()
 
     def send(self, notification: Notification) -> None:
@@ -25,9 +28,11 @@ class ConsoleChannel:
         clock = data["occurred_at"][11:19]
         first = f"{clock} {_SEVERITY_LABEL[data['severity']]} {data['type']:<14} {terminal_safe(data['summary'])}"
         location = terminal_safe(f"s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}")
-        second = f"{'':18}{location}"
+        lines = [first, f"{'':18}{location}"]
+        if self._page_url:
+            lines.append(f"{'':18}{terminal_safe(state_page_url(self._page_url, data['key']))}")
         with self._lock:
-            self._stream.write(f"{first}\n{second}\n")
+            self._stream.write("".join(f"{line}\n" for line in lines))
             self._stream.flush()
 
 

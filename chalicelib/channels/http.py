@@ -1,4 +1,4 @@
-"""Outbound HTTPS for the Slack and webhook channels and the liveness check: no redirect is ever followed.
+"""Outbound HTTPS for the channels that post (Slack, Teams, PagerDuty, webhook) and the liveness check: no redirects.
 
 A 3xx answer is a failure like a 5xx (retried, then reported): following it would send a signed notification, or
 a lock holder's name, wherever the endpoint, or whoever took it over, points.
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from http.client import HTTPResponse
 
 TIMEOUT_S = 5
+ANSWER_MAX_BYTES = 64 * 1024  # what is read of an answer: a receiver's verdict, never a document
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _opener: urllib.request.OpenerDirector | None = None
 
@@ -53,8 +54,9 @@ def open_url(request: urllib.request.Request) -> HTTPResponse:
     return _no_redirect_opener().open(request, timeout=TIMEOUT_S)  # type: ignore[no-any-return]
 
 
-def post_json(url: str, body: bytes, headers: dict[str, str], what: str) -> None:
-    """POST `body`; raise `ChannelDeliveryError` for anything but a 2xx answer within the timeout."""
+def post_json(url: str, body: bytes, headers: dict[str, str], what: str) -> bytes:
+    """POST `body`; the answer's body (its first `ANSWER_MAX_BYTES`), or `ChannelDeliveryError` for anything but a
+    2xx answer within the timeout."""
     import urllib.request  # noqa: PLC0415 - the channels that post are built on first use
 
     check_url(url, what)
@@ -64,6 +66,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], what: str) -> None
     try:
         with open_url(request) as response:
             status = response.status
+            answer = response.read(ANSWER_MAX_BYTES)
     except urllib.error.HTTPError as exc:
         raise ChannelDeliveryError(f"{what} answered {exc.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -71,6 +74,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], what: str) -> None
         raise ChannelDeliveryError(f"{what} could not be reached: {type(reason).__name__}") from None
     if not 200 <= status < 300:
         raise ChannelDeliveryError(f"{what} answered {status}")
+    return answer
 
 
 def _no_redirect_opener() -> urllib.request.OpenerDirector:

@@ -40,8 +40,15 @@ _SHORT_OPERATION = {
     "OperationTypeInvalid": "unknown",
 }
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+# The `Version` Terraform and OpenTofu write: their own version number and nothing else.
+_BARE_VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")
 # Event times and lock item times come from different clocks and roundings.
 CLOCK_SLACK = timedelta(seconds=2)
+
+
+def short_operation(operation: str) -> str:
+    """The Operation as people say it: `apply` for `OperationTypeApply`; anything else as it is."""
+    return _SHORT_OPERATION.get(operation, operation)
 
 
 class LockSource:
@@ -102,7 +109,13 @@ class LockInfo:
 
     @property
     def short_operation(self) -> str:
-        return _SHORT_OPERATION.get(self.operation, self.operation)
+        return short_operation(self.operation)
+
+    @property
+    def client(self) -> str:
+        """What took the lock, as a person reads it: `Terraform 1.11.4` for the bare version Terraform and OpenTofu
+        write, and any other `Version` as it is (the guardian's own is `tfstate-guardian 0.1.0`)."""
+        return f"Terraform {self.version}" if _BARE_VERSION.match(self.version) else self.version
 
     def to_dict(self, source: str) -> dict[str, str]:
         """The `lock` object of the notification contract."""

@@ -290,7 +290,7 @@ def lock_acquired(*, lock: LockInfo, source: str, state_key: StateKey, occurred_
     """`lock.acquired`; its id is the lock's, so one lock taken through both mechanisms notifies once."""
     return _about_lock(
         NotificationType.LOCK_ACQUIRED, Severity.INFO, lock, state_key, occurred_at,
-        summary=f"locked by {lock.who} ({lock.short_operation}, Terraform {lock.version})",
+        summary=f"locked by {lock.who} ({lock.short_operation}, {lock.client})",
         details={"lock": lock.to_dict(source)},
     )  # fmt: skip
 

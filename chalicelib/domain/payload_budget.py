@@ -8,7 +8,9 @@ largest version of it whose size, as the channel measures it, is within the chan
 - otherwise items are dropped from the ends of the lists, round-robin, so that every list keeps as many items as
   the others or all of its own (a long `added` never empties `removed`); each dict holding a trimmed list gets
   `truncated: true` and `counts` with every list's full length (the contract's `counts` are already there);
-- if even empty lists do not fit, every free-text string is cut (with `…`) to the longest length that fits.
+- if even empty lists do not fit, every free-text string is cut (with `…`) to the longest length that fits; or,
+  with `cut_strings=False`, the version with empty lists is returned as it is, over the budget, for a channel that
+  would rather show less than show a cut key (a command built from a cut key is another command).
 
 The channel says how it measures: `size` takes a candidate dict and returns its size in the channel's unit
 (bytes of the request, characters of a Slack section); `fit` never encodes anything itself.
@@ -28,10 +30,13 @@ _FIXED = frozenset({"id", "type", "severity", "occurred_at"})
 _SHORTEST_CUT = 8  # characters left of a string cut by the last resort (the ellipsis included)
 
 
-def fit(data: dict[str, Any], budget: int, size: Size, *, under: str | None = "details") -> dict[str, Any]:
+def fit(
+    data: dict[str, Any], budget: int, size: Size, *, under: str | None = "details", cut_strings: bool = True
+) -> dict[str, Any]:
     """The largest version of `data` with `size(...) <= budget`; `data` itself when it fits, never modified.
 
-    The lists trimmed are those below `under` (a notification's `details`), or anywhere in `data` with None.
+    The lists trimmed are those below `under` (a notification's `details`), or anywhere in `data` with None. With
+    `cut_strings=False` no string is ever cut: the result may then be over the budget, with every list emptied.
     """
     if size(data) <= budget:
         return data
@@ -50,7 +55,7 @@ def fit(data: dict[str, Any], budget: int, size: Size, *, under: str | None = "d
                     high = middle - 1
             return _trimmed(data, lists, low)
         data = candidate
-    return _shortened(data, budget, size)
+    return _shortened(data, budget, size) if cut_strings else data
 
 
 def kept_per_list(lengths: list[int], kept: int) -> list[int]:

@@ -11,6 +11,10 @@ Every function here is pure and total: any string in, a safe string out.
 - `terminal_safe` is for a terminal: control characters (C0 including ESC, DEL, C1), line and paragraph
   separators and bidirectional overrides are shown as `\\x1b`-style escapes, so nothing printed can move the
   cursor, change colours or reorder what is shown.
+- `plain_text` is for plain-text messages (an email body, a PagerDuty summary): as on a terminal, so a key cannot
+  start a line of its own (a fake "run this" line) or reorder what is shown.
+- `adaptive_card_text` is for the text runs of a Teams Adaptive Card, which show no Markdown: as plain text, and
+  `{{` cannot open one of the card's `{{DATE(…)}}` / `{{TIME(…)}}` functions.
 """
 
 from __future__ import annotations
@@ -67,6 +71,16 @@ def escape_html(text: str) -> str:
 def terminal_safe(text: str) -> str:
     """`text` with every character that could steer a terminal shown as an escape (`\\x1b`, `\\u202e`)."""
     return _TERMINAL_UNSAFE.sub(_escape_char, text)
+
+
+def plain_text(text: str) -> str:
+    """`text` for a plain-text message: every character that could forge a line or reorder text shown escaped."""
+    return terminal_safe(text)
+
+
+def adaptive_card_text(text: str) -> str:
+    """`text` for an Adaptive Card `TextRun` (never Markdown): plain text whose `{{` starts no date function."""
+    return plain_text(text).replace("{{", "{\u200b{")
 
 
 def _escape_char(match: re.Match[str]) -> str:

@@ -32,7 +32,9 @@ RECORD_ATTEMPTS = 3
 
 
 class Channel(Protocol):
-    """Somewhere notifications go."""
+    """Somewhere notifications go. A channel may also say which notifications it takes at all, with
+    `accepts(notification) -> bool` (PagerDuty takes only what pages or resolves): the others are neither sent
+    there nor claimed in its ledger."""
 
     name: str
 
@@ -100,7 +102,7 @@ class Notifier:
             self._journal.record([audit_event_of(n) for n in notifications])
         failed: list[str] = []
         for channel in self.channels:
-            wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value)}
+            wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value) and _takes(channel, n)}
             if wanted and not self._deliver(channel, wanted):
                 failed.append(channel.name)
         if failed:
@@ -198,3 +200,8 @@ class Notifier:
                 )
                 failed.append(notification.id)
         return failed
+
+
+def _takes(channel: Channel, notification: Notification) -> bool:
+    accepts: Callable[[Notification], bool] | None = getattr(channel, "accepts", None)
+    return accepts is None or accepts(notification)

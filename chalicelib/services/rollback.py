@@ -91,6 +91,7 @@ class RollbackService:
                 "key": key,
                 "dry_run": request.dry_run,
                 "from_version_id": target_version_id,
+                "target_serial": target_header.serial,  # the serial the restored version had when it was written
                 "serial": {"before": current_header.serial if current_header else None, "after": serial_after},
                 "diff": _diff_dict(comparison.diff),  # the serial aside, the restored state is the target
             }

@@ -46,10 +46,15 @@ class StateQueries:
         self._reaper = reaper
         self._retention = retention
 
-    def states(self, prefix: str, scope: Scope, *, limit: int, next_token: str | None) -> dict[str, Any]:
-        """The fleet: each state's latest version, writer, size in resources and lock holder, in key order."""
+    def states(
+        self, prefix: str, scope: Scope, *, limit: int, next_token: str | None, workspace: str | None = None
+    ) -> dict[str, Any]:
+        """The fleet: each state's latest version, writer, size in resources and lock holder, in key order; with
+        `workspace`, only that workspace's states (a page may then hold fewer than `limit`: follow `next`)."""
         scope.require(READ)
-        page = self._versions.table.fleet(self._bucket.name, prefix=prefix, limit=limit, next_token=next_token)
+        page = self._versions.table.fleet(
+            self._bucket.name, prefix=prefix, limit=limit, next_token=next_token, workspace=workspace
+        )
         states = [entry.to_dict() for entry in page.items if scope.admits(entry.key)]
         for state in states:  # the names of the listing before the history, kept for scripts that read them
             state["last_modified"] = state["last_written_at"]

@@ -55,8 +55,8 @@ def test_slack_gets_block_kit_from_a_url_kept_in_ssm(aws: boto3.session.Session)
     (request,) = slack.requests
     message = json.loads(request.body)
     assert message["text"] == ":warning: network [prod]: serial 41→42 by ci@runner-7 (apply): +2 ~1 -0"
-    assert message["blocks"][0]["type"] == "section"
-    assert "s3://tfstate/env:/prod/network/terraform.tfstate" in message["blocks"][1]["elements"][0]["text"]
+    assert message["blocks"][0]["type"] == "header" and message["blocks"][1]["block_id"] == "summary"
+    assert "s3://tfstate/env:/prod/network/terraform.tfstate" in message["blocks"][2]["fields"][0]["text"]
 
 
 def test_webhook_is_signed_with_a_secret_from_secrets_manager(aws: boto3.session.Session) -> None:

@@ -70,7 +70,7 @@ def test_a_refusal_from_the_api_is_printed_with_control_characters_escaped() -> 
             {"error": "locked", "message": "locked by evil\x1b[2J\x1b]0;owned\x07 (apply)"}
         ).encode()
         run = tfguardian("--endpoint", api.url.removesuffix("/hook"), "states")
-    assert run.returncode == 1
+    assert run.returncode == 3
     assert "\x1b" not in run.stderr and "\x07" not in run.stderr
     assert "refused: locked by evil\\x1b[2J\\x1b]0;owned\\x07 (apply)" in run.stderr
 
@@ -80,5 +80,5 @@ def test_the_cli_does_not_follow_a_redirect() -> None:
         elsewhere.answer = STATES
         api.redirect_to = elsewhere.url.removesuffix("/hook") + "/states"
         run = tfguardian("--endpoint", api.url.removesuffix("/hook"), "--act-as", PRINCIPAL, "states")
-    assert run.returncode == 1 and "refused" in run.stderr and "302" in run.stderr
+    assert run.returncode == 6 and "redirect (HTTP 302)" in run.stderr and "not followed" in run.stderr
     assert len(api.redirected) == 1 and elsewhere.requests == []

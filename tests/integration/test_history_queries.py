@@ -163,3 +163,19 @@ def test_the_audit_trail_pages_by_state_and_across_days_with_filters(aws, stack:
     status, body = get(stack, "/events?next=not-a-token")
     assert (status, body["error"]) == (400, "invalid_request")
     assert json.dumps(trail).count("s3cr3t") == 0
+
+
+def test_the_fleet_filters_by_workspace_page_by_page(aws, stack: RunningStack) -> None:
+    keys = ["app/terraform.tfstate", "env:/staging/app/terraform.tfstate", "env:/prod/app/terraform.tfstate"]
+    keys += ["env:/staging/db/terraform.tfstate", "zz/terraform.tfstate"]
+    for number, key in enumerate(keys):
+        put(aws, stack, key, generate_state(2, serial=number + 1, seed=number))
+    stack.pump()
+    staging = every_page(stack, "/states?workspace=staging&limit=1", "states")
+    assert [state["key"] for state in staging] == [keys[1], keys[3]]  # in key order, one Query per page
+    assert {state["workspace"] for state in staging} == {"staging"}
+    default = every_page(stack, "/states?workspace=default&limit=2", "states")
+    assert [state["key"] for state in default] == [keys[0], keys[4]]
+    _status, body = get(stack, "/states?workspace=staging&prefix=env:/staging/app")
+    assert [state["key"] for state in body["states"]] == [keys[1]]
+    assert every_page(stack, "/states?workspace=nope&limit=2", "states") == []

@@ -23,7 +23,12 @@ def start_program(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "local_stack"],
         cwd=ROOT,
-        env={**os.environ, "GUARDIAN_NOTIFY_FILE": str(tmp_path / "notifications.jsonl"), **env},
+        env={
+            **os.environ,
+            "GUARDIAN_NOTIFY_FILE": str(tmp_path / "notifications.jsonl"),
+            "GUARDIAN_PAGE_PORT": str(free_port()),  # never the default: someone's `make run` may hold it
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -48,7 +53,7 @@ def test_program_comes_up_notifies_and_stops_on_sigterm(tmp_path: Path) -> None:
     aws_port, api_port = free_port(), free_port()
     program = start_program(tmp_path, GUARDIAN_AWS_PORT=str(aws_port), GUARDIAN_API_PORT=str(api_port))
     try:
-        banner = read_until(program, "ready")
+        banner = read_until(program, "tfstate-guardian ready")
         assert f'endpoint                    = "http://127.0.0.1:{aws_port}"' in banner
         assert f's3       = "http://127.0.0.1:{aws_port}"' in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=10) as response:

@@ -2,8 +2,8 @@
 
 A module rename with 2,000 long `for_each` keys, written in Terraform's layout, gives a `state.changed` of about
 340 KB as the domain builds it. It must reach an SQS queue subscribed to the local stack's SNS topic, an SQS
-queue behind an EventBridge rule, the Slack receiver and the webhook receiver, each within its limit, with
-`truncated` set and the counts exact.
+queue behind an EventBridge rule, the Slack, Teams and webhook receivers and an email subscription of the topic,
+each within its limit, with `truncated` set and the counts exact.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from chalicelib.channels.teams import TEAMS_MAX_BYTES
 from chalicelib.channels.webhook import signature
+from local_stack.moto_server import inbox_queue_name
 from tests.support.receiver import receiver as local_receiver
 from tests.support.receiver import slack_controls, slack_problems
+from tests.support.teams_api import cards, text_runs
 
 KEY = "platform/buckets/terraform.tfstate"
 KEYS = 2000
@@ -118,31 +121,41 @@ def test_a_huge_state_changed_reaches_every_channel_within_its_limit(aws, stack_
         EventPattern=json.dumps({"source": ["tfstate-guardian"], "detail-type": ["state.changed"]}),
     )
     events.put_targets(Rule="state-changes", EventBusName="guardian-bus", Targets=[{"Id": "q", "Arn": bus_queue}])
+    inbox_url, _ = queue(aws, inbox_queue_name("oncall@example.com"))
     ssm = aws.client("ssm")
-    with local_receiver(kind="slack") as slack, local_receiver(kind="webhook") as hook:
+    with (
+        local_receiver(kind="slack") as slack,
+        local_receiver(kind="webhook") as hook,
+        local_receiver(kind="teams") as teams,
+    ):
         ssm.put_parameter(Name="/guardian/slack", Value=slack.url, Type="SecureString")
         ssm.put_parameter(Name="/guardian/hook", Value="hmac-key", Type="SecureString")
+        ssm.put_parameter(Name="/guardian/teams", Value=teams.url, Type="SecureString")
         local = stack_with(
             extra_env={
                 "GUARDIAN_NOTIFY_EVENT_BUS": "guardian-bus",
                 "GUARDIAN_SLACK_WEBHOOK_SECRET": "ssm:/guardian/slack",
                 "GUARDIAN_WEBHOOK_URL": hook.url,
                 "GUARDIAN_WEBHOOK_SECRET": "ssm:/guardian/hook",
+                "GUARDIAN_TEAMS_WEBHOOK_SECRET": "ssm:/guardian/teams",
             }
         )
-        aws.client("sns").subscribe(TopicArn=local.resources.notify_topic_arn, Protocol="sqs", Endpoint=sns_queue)
+        sns = aws.client("sns")
+        sns.subscribe(TopicArn=local.resources.notify_topic_arn, Protocol="sqs", Endpoint=sns_queue)
+        sns.subscribe(TopicArn=local.resources.notify_topic_arn, Protocol="email", Endpoint="oncall@example.com")
         s3 = aws.client("s3")
         s3.put_object(Bucket=local.resources.state_bucket, Key=KEY, Body=state(1, "old_name"))
         local.pump()
         s3.put_object(Bucket=local.resources.state_bucket, Key=KEY, Body=state(2, "new_name"))
         local.pump()
 
-        assert slack.refused == [] and hook.refused == []
+        assert slack.refused == [] and hook.refused == [] and teams.refused == []
         slack_requests = [r for r in slack.requests if "serial 1→2" in json.loads(r.body)["text"]]
         log = (local.options.work_dir / "stack.log").read_text(encoding="utf-8")
         assert len(slack_requests) == 1, log[-4000:]
         slack_request = slack_requests[0]
         (hook_request,) = [r for r in hook.requests if json.loads(r.body)["details"]["serial"]["after"] == 2]
+        (teams_request,) = [r for r in teams.requests if "serial 1→2" in str(text_runs(cards(json.loads(r.body))[0]))]
 
     # As built, the notification lists 500 addresses each and is over 256 KB: every channel below had to trim it.
     lines = local.options.notify_file.read_text(encoding="utf-8").splitlines()
@@ -171,5 +184,16 @@ def test_a_huge_state_changed_reaches_every_channel_within_its_limit(aws, stack_
     # Slack: within Block Kit's limits (the receiver refuses anything else), the counts exact, pinging nobody.
     message = json.loads(slack_request.body)
     assert slack_problems(message) == [] and slack_controls(message) == []
-    changes = message["blocks"][-1]["text"]["text"]
+    (changes,) = [block["text"]["text"] for block in message["blocks"] if block.get("block_id") == "changes"]
     assert changes.startswith("*Resources* +2,000 ~0 -2,000") and "_…and " in changes
+
+    # Teams: within 28 KB (the receiver refuses anything else), the first addresses of both lists, the counts exact.
+    assert len(teams_request.body) <= TEAMS_MAX_BYTES
+    runs = text_runs(cards(json.loads(teams_request.body))[0])
+    assert "+2,000 ~0 -2,000" in runs
+    assert [run for run in runs if "…and " in run] == ["+ …and 1,990 more", "- …and 1,990 more"]
+
+    # Email: a subject and plain text, with the same exact counts.
+    mails = [mail for mail in drain(aws, inbox_url) if "serial 1->2" in mail["Subject"]]
+    assert len(mails) == 1 and "RESOURCES +2,000 ~0 -2,000" in mails[0]["Message"]
+    assert "    + ...and 1,950 more" in mails[0]["Message"] and "    - ...and 1,950 more" in mails[0]["Message"]

@@ -58,7 +58,8 @@ def test_a_who_that_would_ping_everyone_reaches_slack_escaped(aws, stack_with) -
     assert slack_problems(message) == []
     assert slack_controls(message) == []  # no mention, no channel ping, no link
     assert "&lt;!channel&gt; &lt;@U0123ABCD&gt; &lt;https://evil.example/login|click here&gt; &amp;" in message["text"]
-    location = message["blocks"][1]["elements"][0]["text"]
+    (facts,) = [block["fields"] for block in message["blocks"] if block.get("block_id") == "facts"]
+    location = facts[0]["text"]
     assert "`s3://" in location and location.count("`") == 2  # the key's backticks cannot close the code span
     assert "&lt;b&gt;&amp;c" in location
 
@@ -112,7 +113,7 @@ def test_the_cli_prints_keys_who_and_addresses_with_control_characters_escaped(a
     assert outputs["states"].returncode == 0 and "cli/\\x9b2J\\x7f\\u202eevil/" in outputs["states"].stdout
     assert "evil\\x1b[31m" in outputs["locks"].stdout and "\\u202e" in outputs["locks"].stdout
     assert "terraform_data.probe\\x1b[8m" in outputs["diff"].stdout
-    assert outputs["refusal"].returncode == 1 and "refused" in outputs["refusal"].stderr
+    assert outputs["refusal"].returncode == 3 and "refused" in outputs["refusal"].stderr
     # Scripts get JSON, where every control character is a JSON escape.
     as_json = tfguardian(local.api_url, "--json", "states")
     assert "\x9b" not in as_json.stdout and C1_KEY in [s["key"] for s in json.loads(as_json.stdout)["states"]]

@@ -2,7 +2,10 @@
 
 As `kind="slack"` it checks each POST as a Slack incoming webhook does, against Block Kit's documented limits, and
 answers 400 `invalid_blocks` to one that breaks them; as `kind="webhook"` it refuses (413) a body over the
-guardian's documented webhook cap. A refused request is kept in `refused`, with why, not in `requests`.
+guardian's documented webhook cap; as `kind="teams"` it checks an Adaptive Card message as a Teams incoming webhook
+does (`teams_api.py`) and answers 200 `1`, or 400 (413 when too large); as `kind="pagerduty"` it checks an Events API
+v2 event (`pagerduty_api.py`) and answers 202 or 400 with PagerDuty's JSON. A refused request is kept in `refused`,
+with why, not in `requests`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.pagerduty_api import accepted, pagerduty_problems, refused
+from tests.support.teams_api import teams_problems
+
 # Slack's limits (docs.slack.dev, Block Kit reference and chat.postMessage): 50 blocks per message, 3,000 characters
 # in a section's text and in any text object, 10 elements in a context block, 10 fields of 2,000 characters in a
 # section; the top-level `text` is truncated over 40,000 characters and best kept under 4,000.
@@ -26,6 +32,8 @@ SLACK_CONTEXT_ELEMENTS = 10
 SLACK_SECTION_FIELDS = 10
 SLACK_FIELD_CHARS = 2000
 SLACK_FALLBACK_TEXT_CHARS = 4000
+SLACK_HEADER_CHARS = 150  # a header block's plain_text
+SLACK_BLOCK_ID_CHARS = 255
 WEBHOOK_MAX_BYTES = 262_144  # the cap the README and chalicelib/channels/webhook.py state
 # What Slack would turn into a mention, a channel or user link or a hyperlink: `<!…>`, `<@…>`, `<#…>`, `<http…>`.
 _SLACK_CONTROL = re.compile(r"<[!@#][^>]*>|<(?:https?|mailto|tel|slack):[^>]*>")
@@ -51,6 +59,8 @@ class Receiver:
     redirect_to: str | None = None  # answer every request with a redirect there
     redirect_status: int = 302
     redirected: list[str] = field(default_factory=list)  # the paths of the requests answered with a redirect
+    refuse_in_body: bool = False  # teams: answer a refusal with a 200 whose body says it, as legacy connectors do
+    post_answer: bytes | None = None  # the body of a 200 answer to an accepted POST, in place of the service's own
 
 
 @contextmanager
@@ -70,18 +80,27 @@ def receiver(port: int = 0, kind: str | None = None) -> Iterator[Receiver]:
                 self.send_response(state.fail_status)
                 self.end_headers()
                 return
-            problems = _problems(kind, body)
+            problems = _problems(kind, self.headers.get("Content-Type", ""), body)
             if problems:
                 state.refused.append("; ".join(problems))
-                status, answer = (400, b"invalid_blocks") if kind == "slack" else (413, b"payload too large")
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self._answer(*_refusal(kind, problems, state.refuse_in_body))
                 return
             state.requests.append(Received(self.path, dict(self.headers.items()), body))
-            self.send_response(200)
+            if state.post_answer is not None:
+                self._answer(200, state.post_answer)
+            elif kind == "pagerduty":
+                self._answer(202, accepted(json.loads(body)))
+            elif kind == "teams":
+                self._answer(200, b"1")
+            else:
+                self.send_response(200)
+                self.end_headers()
+
+        def _answer(self, status: int, answer: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
+            self.wfile.write(answer)
 
         def do_GET(self) -> None:
             if self._redirected():
@@ -116,7 +135,24 @@ def receiver(port: int = 0, kind: str | None = None) -> Iterator[Receiver]:
         server.server_close()
 
 
-def _problems(kind: str | None, body: bytes) -> list[str]:
+def _refusal(kind: str | None, problems: list[str], in_body: bool) -> tuple[int, bytes]:
+    if kind == "slack":
+        return 400, b"invalid_blocks"
+    if kind == "pagerduty":
+        return 400, refused(problems)
+    if kind == "teams":
+        status = 413 if any("bytes is over" in problem for problem in problems) else 400
+        if in_body:
+            return 200, f"Microsoft Teams endpoint returned HTTP error {status}".encode()
+        return status, b"Bad payload received by generic incoming webhook."
+    return 413, b"payload too large"
+
+
+def _problems(kind: str | None, content_type: str, body: bytes) -> list[str]:
+    if kind == "teams":
+        return teams_problems(content_type, body)
+    if kind == "pagerduty":
+        return pagerduty_problems(content_type, body)
     if kind == "webhook":
         return [f"body of {len(body)} bytes is over {WEBHOOK_MAX_BYTES}"] if len(body) > WEBHOOK_MAX_BYTES else []
     if kind == "slack":
@@ -139,10 +175,19 @@ def slack_problems(message: dict[str, Any]) -> list[str]:
         problems.append(f"text of {len(text)} characters")
     if not isinstance(blocks, list) or len(blocks) > SLACK_MAX_BLOCKS:
         return [*problems, "blocks is not a list of at most 50"]
+    block_ids = [block.get("block_id") for block in blocks if "block_id" in block]
+    if len(block_ids) != len(set(block_ids)) or any(len(str(b)) > SLACK_BLOCK_ID_CHARS for b in block_ids):
+        problems.append("block_ids are not unique strings of at most 255 characters")
     for number, block in enumerate(blocks):
         kind = block.get("type")
         texts = []
-        if kind == "section":
+        if kind == "header":
+            text = block.get("text")
+            if not isinstance(text, dict) or text.get("type") != "plain_text":
+                problems.append(f"block {number}: a header whose text is not plain_text")
+            elif not 1 <= len(text.get("text", "")) <= SLACK_HEADER_CHARS:
+                problems.append(f"block {number}: a header of {len(text.get('text', ''))} characters")
+        elif kind == "section":
             texts = [block.get("text")] if "text" in block else []
             fields = block.get("fields", [])
             if len(fields) > SLACK_SECTION_FIELDS:

@@ -127,6 +127,14 @@ def test_console_channel_writes_two_readable_lines() -> None:
     assert "version v2" in lines[1] and "by AWS:AIDAEXAMPLE" in lines[1]
 
 
+def test_console_channel_links_the_state_page_when_one_is_served() -> None:
+    stream = io.StringIO()
+    ConsoleChannel(stream, page_url="http://127.0.0.1:8056/").send(changed(index(42), index(41)))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[2].strip() == "http://127.0.0.1:8056/#/state?key=env%3A%2Fprod%2Fnetwork%2Fterraform.tfstate"
+
+
 def test_a_kept_notification_comes_back_the_same() -> None:
     """Pending notifications are kept as their contract JSON and delivered again from it."""
     before = index(41, resources={"aws_instance.a": 1})

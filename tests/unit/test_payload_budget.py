@@ -132,3 +132,13 @@ def test_the_size_function_decides_the_unit() -> None:
 )
 def test_round_robin_shares(lengths: list[int], kept: int, expected: list[int]) -> None:
     assert kept_per_list(lengths, kept) == expected
+
+
+def test_without_cutting_strings_the_lists_empty_and_no_string_is_cut() -> None:
+    data = notification(changes(["a" * 100] * 50, [], ["r" * 100] * 50))
+    data["key"] = "k" * 1000
+    budget = size({**data, "details": {}}) - 10  # not even the envelope fits
+    kept = fit(data, budget, size, cut_strings=False)
+    assert kept["key"] == data["key"] and kept["summary"] == data["summary"] and size(kept) > budget
+    assert kept["details"]["resources"]["added"] == [] and kept["details"]["resources"]["counts"]["added"] == 50
+    assert fit(data, budget, size)["key"].endswith("…")  # the default cuts, as before

@@ -134,7 +134,7 @@ def test_slack_lists_changes_within_its_limits() -> None:
     )  # fmt: skip
     message = slack_message(notification)
     assert slack_problems(message) == []
-    changes = message["blocks"][2]["text"]["text"]
+    (changes,) = [block["text"]["text"] for block in message["blocks"] if block.get("block_id") == "changes"]
     assert changes.startswith("*Resources* +2,000 ~0 -2,000")
     assert "+ _…and " in changes and "- _…and " in changes
 
