@@ -57,7 +57,7 @@ def history_figures(resources: Resources) -> tuple[list[Figure], list[PagePoint]
     points = []
     for size in SIZES:
         bucket = f"bench-fleet-{size}"
-        _fill_fleet(dynamodb, pages_table, bucket, size)
+        fill_fleet(dynamodb, pages_table, bucket, size)
         _fill_versions(dynamodb, pages_table, bucket, "versions/terraform.tfstate", min(size, VERSIONS))
         queries = StateQueries(
             S3StateBucket(s3, bucket, header_bytes=4096, max_state_bytes=1 << 28),
@@ -145,7 +145,7 @@ def history_figures(resources: Resources) -> tuple[list[Figure], list[PagePoint]
     return figures, points
 
 
-def _fill_fleet(dynamodb: Any, table: str, bucket: str, size: int) -> None:
+def fill_fleet(dynamodb: Any, table: str, bucket: str, size: int) -> None:
     requests = []
     for number in range(size):
         written = START + timedelta(seconds=number)

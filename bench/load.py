@@ -32,7 +32,7 @@ from chalicelib.domain.notifications import Notification
 from chalicelib.services.lock_reaper import ReapOutcome
 from local_stack.backend_blocks import backend_block_modern
 from local_stack.emulator import MotoServer, free_port
-from local_stack.stack import REGION, LocalStack, StackOptions
+from local_stack.stack import REGION, LocalStack, started_stack
 from local_stack.stream_source import StreamPoller, is_unchanged_modify
 
 if TYPE_CHECKING:
@@ -257,22 +257,8 @@ def _stack(stack: LocalStack | None, directory: Path) -> Iterator[LocalStack]:
     server = MotoServer(free_port(), log_path=directory / "emulator.log")
     server.start()
     try:
-        with (directory / "guardian.log").open("w", encoding="utf-8") as log:
-            local = LocalStack(
-                StackOptions(
-                    notify_file=directory / "notifications.jsonl",
-                    work_dir=directory,
-                    log=log,
-                    emulator_endpoint=server.endpoint,
-                    extra_env=LOAD_ENV,
-                )
-            )
-            local.start()
-            try:
-                yield local
-            finally:
-                local.stop()
-                composition.install(None)
+        with started_stack(directory, server.endpoint, extra_env=LOAD_ENV) as local:
+            yield local
     finally:
         server.stop()
 

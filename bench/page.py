@@ -14,10 +14,9 @@ from typing import Any
 import boto3
 
 from bench.figures import Figure, best_of
-from bench.history import _fill_fleet
-from chalicelib import composition
+from bench.history import fill_fleet
 from local_stack.emulator import MotoServer, free_port
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalStack, started_stack
 
 FLEET = 10_000
 PAGE = 100  # the page's own default: it asks for no more
@@ -40,23 +39,8 @@ def page_figures() -> list[Figure]:
     server = MotoServer(free_port(), log_path=directory / "emulator.log")
     server.start()
     try:
-        with (directory / "guardian.log").open("w", encoding="utf-8") as log:
-            stack = LocalStack(
-                StackOptions(
-                    notify_file=directory / "notifications.jsonl",
-                    work_dir=directory,
-                    log=log,
-                    emulator_endpoint=server.endpoint,
-                    api_port=free_port(),
-                    page_port=free_port(),
-                )
-            )
-            stack.start()
-            try:
-                return _measure(stack)
-            finally:
-                stack.stop()
-                composition.install(None)
+        with started_stack(directory, server.endpoint, api_port=free_port(), page_port=free_port()) as stack:
+            return _measure(stack)
     finally:
         server.stop()
 
@@ -65,7 +49,7 @@ def _measure(stack: LocalStack) -> list[Figure]:
     assert stack.resources is not None and stack.page_url is not None and stack.api_url is not None
     # The fleet's records as the guardian keeps them (writing 10,000 states through the event handler would
     # measure the backfill, not the page).
-    _fill_fleet(boto3.client("dynamodb"), stack.resources.guardian_table, stack.resources.state_bucket, FLEET)
+    fill_fleet(boto3.client("dynamodb"), stack.resources.guardian_table, stack.resources.state_bucket, FLEET)
     through_page = f"{stack.page_url}api/states?limit={PAGE}"
     straight = f"{stack.api_url}/states?limit={PAGE}"
     started = time.perf_counter()

@@ -16,6 +16,7 @@ from chalicelib.settings import Settings, load_settings
 # ruff: noqa: PLC0415
 if TYPE_CHECKING:
     import boto3
+    from botocore.client import BaseClient
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.services.digest_checks import DigestCheckService
     from chalicelib.services.hand_repairs import HandRepairs
     from chalicelib.services.lock_lifecycle import LockLifecycleService
-    from chalicelib.services.lock_reaper import LockReaper
+    from chalicelib.services.lock_reaper import LivenessCheck, LockReaper
     from chalicelib.services.notifier import Notifier
     from chalicelib.services.rollback import RollbackService
     from chalicelib.services.state_changes import StateChangeService
@@ -76,6 +77,13 @@ class Container:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._session.client("dynamodb", config=self._client_config)
+
+    @cached_property
+    def ec2(self) -> BaseClient:
+        client: BaseClient = self._session.client(
+            "ec2", region_name=self.settings.liveness.eni_region, config=self._client_config
+        )
+        return client
 
     @cached_property
     def guardian_table(self) -> GuardianTable:
@@ -220,18 +228,37 @@ class Container:
         )
 
     @cached_property
-    def reaper(self) -> LockReaper:
+    def liveness_checks(self) -> list[LivenessCheck]:
         from chalicelib.adapters.http_liveness import HttpLivenessCheck
+
+        settings = self.settings.liveness
+        checks: list[LivenessCheck] = []
+        if self.settings.liveness_url:
+            checks.append(HttpLivenessCheck(self.settings.liveness_url))
+        if settings.eni:
+            from chalicelib.adapters.eni_liveness import NetworkInterfaceLivenessCheck
+
+            checks.append(NetworkInterfaceLivenessCheck(self.ec2))
+        if settings.github_runners and settings.github_token_secret:
+            from chalicelib.adapters.github_runner_liveness import API_URL, GitHubRunnerLivenessCheck
+            from chalicelib.adapters.secrets import SecretValue
+
+            token = SecretValue(settings.github_token_secret)
+            api_url = settings.github_api_url or API_URL
+            checks.append(GitHubRunnerLivenessCheck(settings.github_runners, token, api_url=api_url))
+        return checks
+
+    @cached_property
+    def reaper(self) -> LockReaper:
         from chalicelib.services.lock_reaper import LockReaper
 
-        checks = [HttpLivenessCheck(self.settings.liveness_url)] if self.settings.liveness_url else []
         return LockReaper(
             self.lock_table,
             self.state_bucket,
             self.guardian_table,
             self.notifier,
             policy=self.settings.reaper,
-            liveness_checks=checks,
+            liveness_checks=self.liveness_checks,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,17 @@ def _reaper_policy(**settings: Any) -> ReaperPolicy:
     from chalicelib.domain.staleness import ReaperPolicy  # noqa: PLC0415 - the reaper's domain, on first use
 
     return ReaperPolicy(**settings)
+
+
+@dataclass(frozen=True)
+class LivenessChecks:
+    """The liveness checks that need no endpoint of the team's own, each off unless set (a backend's, later)."""
+
+    eni: bool = False  # GUARDIAN_LIVENESS_ENI: ask EC2 about hosts named for a private address
+    eni_region: str | None = None  # where to ask; default the guardian's own region
+    github_runners: str | None = None  # owner/repo, org:<name> or enterprise:<slug>
+    github_token_secret: str | None = None  # ssm:<parameter> or secretsmanager:<secret>
+    github_api_url: str | None = None  # default https://api.github.com
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Settings:
     quiet_operations: frozenset[str] = DEFAULT_QUIET_OPERATIONS
     reaper: ReaperPolicy = field(default_factory=_reaper_policy)
     liveness_url: str | None = None
+    liveness: LivenessChecks = field(default_factory=LivenessChecks)
     api_key_prefixes: tuple[str, ...] = ()
     api_callers: tuple[CallerRule, ...] = ()
     index_bucket: str | None = None
@@ -88,11 +101,13 @@ class Settings:
                 ttl_by_key=_durations(env, "GUARDIAN_REAP_TTL_BY_KEY"),
                 never_release=_list(env, "GUARDIAN_REAP_NEVER", (), strip=" "),
                 grace=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_GRACE_S", 900, minimum=0)),
+                gone_grace=_seconds(env, "GUARDIAN_REAP_GONE_GRACE_S"),
                 quiet_window=timedelta(seconds=_positive_int(env, "GUARDIAN_REAP_QUIET_WINDOW_S", 3600, minimum=0)),
                 max_releases=_positive_int(env, "GUARDIAN_REAP_MAX_PER_RUN", 5, minimum=0),
                 dry_run=_flag(env, "GUARDIAN_REAP_DRY_RUN"),
             ),
             liveness_url=_liveness_url(env),
+            liveness=_liveness_checks(env),
             api_key_prefixes=_list(env, "GUARDIAN_API_KEY_PREFIXES", (), strip=" "),
             api_callers=_caller_rules(env, "GUARDIAN_API_CALLERS"),
             index_bucket=_optional(env, "GUARDIAN_INDEX_BUCKET"),
@@ -165,6 +180,27 @@ def _liveness_url(env: Mapping[str, str]) -> str | None:
     from chalicelib.adapters.http_liveness import check_liveness_url  # noqa: PLC0415 - only when one is set
 
     return check_liveness_url(template)
+
+
+def _liveness_checks(env: Mapping[str, str]) -> LivenessChecks:
+    eni, region = _flag(env, "GUARDIAN_LIVENESS_ENI"), _optional(env, "GUARDIAN_LIVENESS_ENI_REGION")
+    if region is not None and (not eni or not re.fullmatch(r"[a-z]{2}(?:-[a-z]+)+-[1-9][0-9]?", region)):
+        raise SettingsError("GUARDIAN_LIVENESS_ENI_REGION must be a region, e.g. eu-west-1, with GUARDIAN_LIVENESS_ENI")
+    github, api_url = _optional(env, "GUARDIAN_LIVENESS_GITHUB"), _optional(env, "GUARDIAN_LIVENESS_GITHUB_API_URL")
+    token = _requires(env, "GUARDIAN_LIVENESS_GITHUB_TOKEN_SECRET", "GUARDIAN_LIVENESS_GITHUB")
+    if github is not None or api_url is not None:
+        from chalicelib.adapters import github_runner_liveness as runners  # noqa: PLC0415 - only when one is set
+
+        if github is None:
+            raise SettingsError("GUARDIAN_LIVENESS_GITHUB_API_URL is set but GUARDIAN_LIVENESS_GITHUB is not")
+        runners.runners_path(github)
+        api_url = None if api_url is None else runners.check_api_url(api_url)
+    return LivenessChecks(eni, region, github, token, api_url)
+
+
+def _seconds(env: Mapping[str, str], name: str) -> timedelta | None:
+    """A number of seconds (0 or more) if the setting is set, else None."""
+    return None if _optional(env, name) is None else timedelta(seconds=_positive_int(env, name, 0, minimum=0))
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

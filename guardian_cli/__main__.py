@@ -18,9 +18,6 @@ from guardian_cli.errors import CliError, FailedError, NotFoundError, RefusedErr
 from guardian_cli.exit_codes import ExitCode, exit_code_of
 from guardian_cli.output import terminal_safe
 
-# Kept importable from here, where the command's one module used to define it.
-__all__ = ["main", "terminal_safe"]
-
 
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):

@@ -7,6 +7,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -283,3 +285,25 @@ class LocalStack:
             thread.join(timeout=10)
         if self.emulator is not None:
             self.emulator.stop()
+
+
+@contextmanager
+def started_stack(directory: Path, emulator_endpoint: str, **options: Any) -> Iterator[LocalStack]:
+    """A stack on an emulator already running, its notifications, log and work files in `directory`: started, then
+    stopped and the guardian it installed taken away (the benchmarks' and the browser tests' stacks)."""
+    with (directory / "guardian.log").open("w", encoding="utf-8") as log:
+        stack = LocalStack(
+            StackOptions(
+                notify_file=directory / "notifications.jsonl",
+                work_dir=directory,
+                log=log,
+                emulator_endpoint=emulator_endpoint,
+                **options,
+            )
+        )
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+            composition.install(None)

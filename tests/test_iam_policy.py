@@ -36,7 +36,7 @@ STATE_EVENTS, LOCK_EVENTS, DIGESTS, REAPER, BACKFILL = (
     "backfill_history",
 )
 # The fewest calls a whole run makes as each function, so that checking its policy is never checking nothing.
-MINIMUM_CALLS = {STATE_EVENTS: 2000, LOCK_EVENTS: 500, DIGESTS: 100, REAPER: 300, BACKFILL: 500, API_FUNCTION: 500}
+MINIMUM_CALLS = {STATE_EVENTS: 2000, LOCK_EVENTS: 500, DIGESTS: 100, REAPER: 300, BACKFILL: 300, API_FUNCTION: 500}
 # Every action a notification channel needs; a statement with one of them must belong to a configured channel.
 CHANNEL_ACTIONS = {
     "sns:Publish",
@@ -224,6 +224,9 @@ def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
             elif stage_bus := stage.env.get("GUARDIAN_NOTIFY_EVENT_BUS"):
                 found.append(Request("events:PutEvents", stage.event_bus_arn(stage_bus)))
         return found
+    # Likewise a liveness check the stage does not enable is never asked there; EC2's Describe calls name no resource.
+    if call.service == "ec2" and call.operation == "DescribeNetworkInterfaces":
+        return [Request("ec2:DescribeNetworkInterfaces", "*")] if liveness_enabled(stage.env).eni else []
     raise AssertionError(f"no request mapping for {call.service}:{call.operation}: add one here")
 
 
@@ -598,6 +601,7 @@ def stage_resources(stage: Stage, function: str) -> set[str]:
     resources = {bucket, f"{bucket}/*", f"{bucket}/*.tflock", stage.lock_table_arn, stage.guardian_table_arn}
     resources |= {indexes, stage.index_arn("*")}
     resources |= {resource for _, resource in channel_grants(stage.env)} | {stage.log_group_arn(function)}
+    resources |= {resource for _, resource in liveness_grants(stage.env, function)}
     if function == STREAM_HANDLER:
         queue = dead_letter_queue_name(load_stage(CHALICE / "config.json", stage.name))
         resources |= {
@@ -612,6 +616,7 @@ def test_no_wildcards_beyond_the_buckets_objects_and_the_functions_own_log_strea
     config = Stage(stage)
     wild = {f"arn:aws:s3:::{config.bucket}/*", f"arn:aws:s3:::{config.bucket}/*.tflock", config.log_group_arn(function)}
     wild.add(config.index_arn("*"))
+    wild |= {resource for action, resource in liveness_grants(config.env, function) if action.startswith("ec2:")}
     for statement in config.policy(function)["Statement"]:
         assert statement["Effect"] == "Allow", statement["Sid"]
         assert not any(set(action) & {"*", "?"} for action in as_list(statement["Action"])), statement["Sid"]
@@ -669,7 +674,14 @@ def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
                 bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}",
             )
         )
-    for setting in SECRET_SETTINGS:
+    return grants | secret_grants(env, SECRET_SETTINGS)
+
+
+def secret_grants(env: dict[str, str], settings: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(action, resource) reading each secret the settings name, on exactly that secret."""
+    _, _, _, region, account, _ = env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":", 5)
+    grants = set()
+    for setting in settings:
         store, _, name = env.get(setting, "").partition(":")
         if store == "ssm":
             # A SecureString under the default aws/ssm key needs no kms:Decrypt in the role's policy: that key's
@@ -695,7 +707,64 @@ def test_each_configured_channel_and_no_other_is_allowed_on_exactly_its_resource
     """Every function but the backfill notifies: each gets every channel the stage configures, the backfill none."""
     config = Stage(stage)
     wanted = channel_grants(config.env) if function in NOTIFIERS else set()
+    wanted |= {
+        (action, resource) for action, resource in liveness_grants(config.env, function) if action in CHANNEL_ACTIONS
+    }
     assert policy_channel_grants(config.policy(function)) == wanted
+
+
+# The functions that run the reaper's judgement, and so its liveness checks: the schedule, and the API (its dry run).
+LIVENESS_FUNCTIONS = frozenset({REAPER, API_FUNCTION})
+LIVENESS_SECRET_SETTINGS = ("GUARDIAN_LIVENESS_GITHUB_TOKEN_SECRET",)
+
+
+def liveness_enabled(env: dict[str, str]) -> Any:
+    return Settings.from_env(env).liveness
+
+
+def liveness_grants(env: dict[str, str], function: str) -> set[tuple[str, str]]:
+    """(action, resource) for each liveness check the stage enables, for the functions that ask it."""
+    if function not in LIVENESS_FUNCTIONS:
+        return set()
+    grants = {("ec2:DescribeNetworkInterfaces", "*")} if liveness_enabled(env).eni else set()
+    return grants | secret_grants(env, LIVENESS_SECRET_SETTINGS)
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_each_enabled_liveness_check_and_no_other_may_ask_ec2(stage: str, function: str) -> None:
+    config = Stage(stage)
+    granted = {
+        (action, resource)
+        for statement in config.policy(function)["Statement"]
+        for action in as_list(statement["Action"])
+        if action.lower().startswith("ec2:")
+        for resource in as_list(statement["Resource"])
+    }
+    assert granted == {grant for grant in liveness_grants(config.env, function) if grant[0].startswith("ec2:")}
+
+
+def test_the_liveness_mapping_sees_every_check() -> None:
+    env = {
+        "GUARDIAN_STATE_BUCKET": "b",
+        "GUARDIAN_LOCK_TABLE": "t",
+        "GUARDIAN_TABLE": "g",
+        "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:111122223333:table/t/stream/s",
+        "GUARDIAN_LIVENESS_ENI": "true",
+        "GUARDIAN_LIVENESS_GITHUB": "org:acme",
+        "GUARDIAN_LIVENESS_GITHUB_TOKEN_SECRET": "ssm:/ci/github-token",
+    }
+    assert (
+        liveness_grants(env, REAPER)
+        == liveness_grants(env, API_FUNCTION)
+        == {
+            ("ec2:DescribeNetworkInterfaces", "*"),
+            ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/ci/github-token"),
+        }
+    )
+    assert liveness_grants(env, STATE_EVENTS) == set()
+    assert liveness_grants({**env, "GUARDIAN_LIVENESS_ENI": "false"}, REAPER) == {
+        ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/ci/github-token")
+    }
 
 
 def test_the_channel_mapping_sees_every_channel() -> None:
@@ -719,7 +788,7 @@ def test_the_channel_mapping_sees_every_channel() -> None:
 def test_every_secret_setting_of_the_guardian_is_mapped() -> None:
     """A channel secret the settings read but this test does not map would be granted unchecked."""
     settings = (ROOT / "chalicelib" / "settings.py").read_text()
-    assert set(re.findall(r'"(GUARDIAN_[A-Z_]*_SECRET)"', settings)) == set(SECRET_SETTINGS)
+    assert set(re.findall(r'"(GUARDIAN_[A-Z_]*_SECRET)"', settings)) == {*SECRET_SETTINGS, *LIVENESS_SECRET_SETTINGS}
 
 
 @pytest.mark.parametrize("stage", STAGES)

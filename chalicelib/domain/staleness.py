@@ -67,6 +67,7 @@ class ReaperPolicy:
     ttl_by_key: tuple[tuple[str, timedelta], ...] = ()  # (glob pattern, ttl); the first match wins
     never_release: tuple[str, ...] = ()  # glob patterns of state keys
     grace: timedelta = timedelta(minutes=15)
+    gone_grace: timedelta | None = None  # the wait when a liveness check proves the holder gone; never longer
     quiet_window: timedelta = timedelta(hours=1)
     max_releases: int = 5
     dry_run: bool = False
@@ -82,6 +83,12 @@ class ReaperPolicy:
     def protects(self, held: HeldLock) -> bool:
         return any(fnmatchcase(held.state_key, pattern) for pattern in self.never_release)
 
+    def grace_for(self, gone_by: tuple[str, ...]) -> timedelta:
+        """The wait between the warning and the release: shorter only when a check proved the holder gone."""
+        if gone_by and self.gone_grace is not None:
+            return min(self.grace, self.gone_grace)
+        return self.grace
+
 
 @dataclass(frozen=True)
 class Judgement:
@@ -91,6 +98,7 @@ class Judgement:
     verdict: Verdict
     evidence: dict[str, object]
     age: timedelta | None = None
+    gone_by: tuple[str, ...] = ()  # the liveness checks that proved its holder gone
 
 
 def judge(
@@ -101,9 +109,11 @@ def judge(
     last_state_write: datetime | None,
     record: StaleRecord | None,
     alive_by_check: bool = False,
+    gone_by: tuple[str, ...] = (),
 ) -> Judgement:
     """Judge one lock. `last_state_write` is the newest write of its state; `record` what an earlier run found;
-    `alive_by_check` what the liveness checks say (a check that fails counts as alive)."""
+    `alive_by_check` what the liveness checks say (a check that fails counts as alive); `gone_by` the checks that
+    proved its holder gone, which shortens the grace period (`ReaperPolicy.gone_grace`) and nothing else."""
     lock = held.lock
     if lock is None or lock.path != held.state_path:
         return Judgement(held, Verdict.UNREADABLE, {"reason": "not a LockInfo for this state"})
@@ -123,19 +133,19 @@ def judge(
             return Judgement(held, Verdict.ALIVE, {**evidence, "reason": "its holder wrote the state recently"}, age)
     if alive_by_check:
         return Judgement(held, Verdict.ALIVE, {**evidence, "reason": "a liveness check says its holder runs"}, age)
+    if gone_by:
+        evidence["gone_by"] = list(gone_by)
+    grace = policy.grace_for(gone_by)
     # Only a warning that went out on an earlier run, about these very bytes, can lead to a release.
     if record is None or record.lock_id != lock.id or record.fingerprint != held.fingerprint or not record.warned:
-        return Judgement(held, Verdict.STALE, {**evidence, "reason": "older than its TTL with no sign of life"}, age)
+        reason = "its holder is gone" if gone_by else "older than its TTL with no sign of life"
+        return Judgement(held, Verdict.STALE, {**evidence, "reason": reason}, age, gone_by)
     judged_ago = now - record.first_judged_at
     evidence["judged_stale_s_ago"] = round(judged_ago.total_seconds())
-    if judged_ago < policy.grace:
-        return Judgement(held, Verdict.WAITING, {**evidence, "grace_s": round(policy.grace.total_seconds())}, age)
-    return Judgement(
-        held,
-        Verdict.RELEASE,
-        {**evidence, "grace_s": round(policy.grace.total_seconds()), "reason": "stale, warned, unchanged since"},
-        age,
-    )
+    evidence["grace_s"] = round(grace.total_seconds())
+    if judged_ago < grace:
+        return Judgement(held, Verdict.WAITING, evidence, age, gone_by)
+    return Judgement(held, Verdict.RELEASE, {**evidence, "reason": "stale, warned, unchanged since"}, age, gone_by)
 
 
 # The lock's Created comes from the client's clock, the write time from S3's.

@@ -26,7 +26,9 @@ class LivenessCheck(Protocol):
     """More evidence that a lock's holder still runs, e.g. asking a CI system about the job named in `Who`.
 
     Return True if the holder is alive, False if it is known to be gone, None if this check cannot tell.
-    Raising counts as alive: the reaper never releases a lock on a failed check.
+    Raising counts as alive: the reaper never releases a lock on a failed check. "Gone" only shortens the wait
+    between the warning and the release (`GUARDIAN_REAP_GONE_GRACE_S`); it never skips either. The checks are asked
+    only about a lock that is past its TTL with no other sign of life.
     """
 
     name: str
@@ -117,14 +119,19 @@ class LockReaper:
     def _handle(self, held: HeldLock, now: datetime, dry: bool, releases_left: int) -> ReapOutcome:
         newest = self._bucket.newest_version(held.state_key)
         record = self._table.stale_record(held)
-        judgement = judge(
-            held,
-            now=now,
-            policy=self.policy,
-            last_state_write=newest.last_modified if newest else None,
-            record=record,
-            alive_by_check=held.lock is not None and self._alive_by_check(held.lock),
-        )
+        last_state_write = newest.last_modified if newest else None
+        judgement = judge(held, now=now, policy=self.policy, last_state_write=last_state_write, record=record)
+        if held.lock is not None and judgement.verdict in _ASK_THE_CHECKS and self._liveness_checks:
+            alive, gone_by = self._liveness(held.lock)
+            judgement = judge(
+                held,
+                now=now,
+                policy=self.policy,
+                last_state_write=last_state_write,
+                record=record,
+                alive_by_check=alive,
+                gone_by=gone_by,
+            )
         verdict = judgement.verdict
         logger.info("lock judged", state_path=held.state_path, source=held.source, verdict=verdict.value)
         if verdict is Verdict.UNREADABLE:
@@ -144,15 +151,20 @@ class LockReaper:
             return ReapOutcome(judgement, "over-limit")
         return ReapOutcome(judgement, self._release(held, judgement, now))
 
-    def _alive_by_check(self, lock: LockInfo) -> bool:
+    def _liveness(self, lock: LockInfo) -> tuple[bool, tuple[str, ...]]:
+        """Whether any check says the holder runs (a failed check does), else the names of those that say gone."""
+        gone_by = []
         for check in self._liveness_checks:
             try:
-                if check.is_alive(lock):
-                    return True
+                answer = check.is_alive(lock)
             except (GuardianError, OSError) as exc:
                 logger.warning("liveness check failed: keeping the lock", check=check.name, error=str(exc))
-                return True
-        return False
+                return True, ()
+            if answer:
+                return True, ()
+            if answer is False:
+                gone_by.append(check.name)
+        return False, tuple(gone_by)
 
     def _warn(self, held: HeldLock, judgement: Judgement, now: datetime) -> str:
         assert held.lock is not None and judgement.age is not None
@@ -167,7 +179,7 @@ class LockReaper:
                 occurred_at=now,
                 held_for_s=round(judgement.age.total_seconds()),
                 evidence=judgement.evidence,
-                release_after=now + self.policy.grace,
+                release_after=now + self.policy.grace_for(judgement.gone_by),
                 fingerprint=held.fingerprint,
             )
         )
@@ -219,6 +231,10 @@ class LockReaper:
 
     def _state_key(self, held: HeldLock) -> StateKey:
         return StateKey.parse(held.state_key, self._workspace_key_prefixes)
+
+
+# Only a lock that nothing else keeps is worth a question to EC2 or GitHub.
+_ASK_THE_CHECKS = frozenset({Verdict.STALE, Verdict.WAITING, Verdict.RELEASE})
 
 
 def _parse(raw: str) -> LockInfo | None:

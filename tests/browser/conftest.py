@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import composition
 from local_stack.emulator import MotoServer, free_port
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalStack, started_stack
 from tests.support.secrets import leaks
 
 CHROMIUM = Path(os.environ.get("GUARDIAN_CHROMIUM", "/usr/bin/chromium"))
@@ -112,22 +111,9 @@ def page_stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
         AWS_SECRET_ACCESS_KEY="test",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    with (work / "guardian.log").open("w", encoding="utf-8") as log:
-        local = LocalStack(
-            StackOptions(
-                notify_file=work / "notifications.jsonl",
-                work_dir=work,
-                log=log,
-                emulator_endpoint=moto_server.endpoint,
-                api_port=free_port(),
-                page_port=free_port(),
-            )
-        )
-        local.start()
-        try:
+    try:
+        with started_stack(work, moto_server.endpoint, api_port=free_port(), page_port=free_port()) as local:
             yield local
-        finally:
-            local.stop()
-            composition.install(None)
-            os.environ.clear()
-            os.environ.update(saved_env)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)

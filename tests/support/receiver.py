@@ -14,7 +14,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +55,7 @@ class Receiver:
     fail_status: int = 503  # the answer while failing
     delay_s: float = 0.0  # how long each POST waits before it is answered
     answer: bytes = b"{}"  # the body of the answer to a GET
+    answer_for: Callable[[str], bytes] | None = None  # the body of the answer to a GET, by its path, over `answer`
     answer_status: int = 200  # the status of the answer to a GET
     redirect_to: str | None = None  # answer every request with a redirect there
     redirect_status: int = 302
@@ -109,7 +110,7 @@ def receiver(port: int = 0, kind: str | None = None) -> Iterator[Receiver]:
             self.send_response(state.answer_status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(state.answer)
+            self.wfile.write(state.answer if state.answer_for is None else state.answer_for(self.path))
 
         def _redirected(self) -> bool:
             if state.redirect_to is None:

@@ -23,7 +23,7 @@ from chalicelib.domain.text import (
     mrkdwn_code,
     terminal_safe,
 )
-from guardian_cli.__main__ import terminal_safe as cli_terminal_safe
+from guardian_cli.output import terminal_safe as cli_terminal_safe
 from tests.support.receiver import slack_controls, slack_problems
 
 HOSTILE = ["<!channel>", "<!here>", "<@U123>", "<#C42>", "<https://evil.example|click>", "a & b", "x > y < z"]
