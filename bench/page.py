@@ -17,20 +17,10 @@ from bench.figures import Figure, best_of
 from bench.history import fill_fleet
 from local_stack.emulator import MotoServer, free_port
 from local_stack.stack import LocalStack, started_stack
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 FLEET = 10_000
 PAGE = 100  # the page's own default: it asks for no more
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BAR_S = 1.0
 
 

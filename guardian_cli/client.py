@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from guardian_cli.errors import FailedError, NotFoundError, RefusedError, UnreachableError
+from guardian_cli.signing import Signer, SigningError
 
 LOCAL = ("127.0.0.1", "localhost")
 ACT_AS_HEADER = "X-Guardian-Act-As"  # honoured by the local stack only; a deployed API ignores it
@@ -17,13 +18,13 @@ TIMEOUT_S = 120  # a rollback of a large state takes tens of seconds
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: following it would carry the signature and any `--act-as` header elsewhere."""
+    """A redirect is an error: following it would carry the signature and any act-as header elsewhere."""
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-_OPENER = urllib.request.build_opener(_RefuseRedirects())
+OPENER = urllib.request.build_opener(_RefuseRedirects())  # the CLI's and the page server's
 
 
 def is_local(endpoint: str) -> bool:
@@ -41,7 +42,7 @@ class Api:
         self.region = region
         self.profile = profile
         self.act_as = act_as
-        self._signer: Any = None
+        self._signer: Signer | None = None
 
     def call(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
              headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -55,7 +56,7 @@ class Api:
             all_headers[ACT_AS_HEADER] = self.act_as
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # noqa: S310
         try:
-            with _OPENER.open(request, timeout=TIMEOUT_S) as response:
+            with OPENER.open(request, timeout=TIMEOUT_S) as response:
                 return _answer(response.status, response.read())
         except urllib.error.HTTPError as exc:
             with exc:
@@ -68,33 +69,11 @@ class Api:
     def _signed(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
         """`headers` with a SigV4 signature from the AWS credentials of `profile` (or the usual chain)."""
         try:
-            import botocore.session  # noqa: PLC0415 - only a deployed API needs credentials
-            from botocore.auth import SigV4Auth  # noqa: PLC0415
-            from botocore.awsrequest import AWSRequest  # noqa: PLC0415
-            from botocore.exceptions import BotoCoreError, ProfileNotFound  # noqa: PLC0415
-        except ImportError:
-            raise UnreachableError("signing for a deployed API needs botocore: pip install botocore") from None
-        try:
             if self._signer is None:
-                session = botocore.session.Session(profile=self.profile)
-                credentials = session.get_credentials()
-                if credentials is None:
-                    raise UnreachableError(
-                        "no AWS credentials to sign with: configure them as for the AWS CLI, or pick a profile with "
-                        "--profile or AWS_PROFILE"
-                    )
-                region = self.region or session.get_config_variable("region") or "us-east-1"
-                self._signer = SigV4Auth(credentials, "execute-api", region)
-            request = AWSRequest(method=method, url=url, data=data, headers=headers)
-            self._signer.add_auth(request)
-        except ProfileNotFound:
-            raise UnreachableError(
-                f"the AWS profile {self.profile!r} (--profile or AWS_PROFILE) is not in your AWS config or "
-                "credentials file"
-            ) from None
-        except BotoCoreError as exc:  # an expired SSO token, a failing credential_process, a malformed config
-            raise UnreachableError(f"cannot sign the request with your AWS credentials: {exc}") from None
-        return dict(request.headers.items())
+                self._signer = Signer.resolve(self.profile, self.region, default_region="us-east-1")
+            return self._signer.headers(method, url, data, headers)
+        except SigningError as exc:
+            raise UnreachableError(str(exc)) from None
 
 
 def _answer(status: int, raw: bytes) -> dict[str, Any]:

@@ -27,11 +27,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from guardian_cli.client import ACT_AS_HEADER, OPENER, is_local
+from guardian_cli.signing import Signer, SigningError
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8056
-LOCAL_HOSTS = ("127.0.0.1", "localhost")  # an API there is the local stack: unsigned, as `tfguardian` calls it
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # the host names a request to this server may give
-ACT_AS_HEADER = "X-Guardian-Act-As"  # honoured by the local stack only; never sent to a deployed API
 TOKEN_HEADER = "X-Guardian-Page-Token"  # noqa: S105 - a header's name: the run's token, from the printed link
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
@@ -72,67 +73,8 @@ class UiSetupError(Exception):
     """The page server cannot start as asked."""
 
 
-class SigningSetupError(UiSetupError):
-    """No AWS credentials, an unknown profile or no region to sign the API calls with."""
-
-
 class ListenError(UiSetupError):
     """The port cannot be listened on (another program has it)."""
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: following it would carry the signature elsewhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_RefuseRedirects())
-
-
-class Signer:
-    """SigV4 for API Gateway (`execute-api`), with credentials resolved as the AWS CLI resolves them."""
-
-    def __init__(self, credentials: Any, region: str) -> None:
-        self._credentials = credentials
-        self.region = region
-
-    @classmethod
-    def resolve(cls, profile: str | None, region: str | None) -> Signer:
-        """From `profile` (or $AWS_PROFILE, the default chain) and `region` (or the profile's, or $AWS_REGION)."""
-        import botocore.exceptions  # noqa: PLC0415 - only a deployed API needs credentials
-        import botocore.session  # noqa: PLC0415
-
-        try:
-            session = botocore.session.Session(profile=profile or None)
-            credentials = session.get_credentials()
-            chosen = region or session.get_config_variable("region")
-            if credentials is not None:
-                credentials.get_frozen_credentials()  # an expired SSO login or a failing process fails here
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise SigningSetupError(
-                f"the AWS profile {exc.kwargs.get('profile')!r} is not in your AWS config: "
-                "pick another with --profile or AWS_PROFILE (`aws configure list-profiles` lists them)"
-            ) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise SigningSetupError(f"cannot load your AWS credentials: {exc}") from None
-        if credentials is None:
-            raise SigningSetupError(
-                "no AWS credentials found to sign the API calls with: run `aws configure` or `aws sso login`, "
-                "or pass --profile"
-            )
-        if not chosen:
-            raise SigningSetupError("no AWS region to sign for: pass --region, set AWS_REGION, or give the profile one")
-        return cls(credentials, chosen)
-
-    def headers(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
-        from botocore.auth import SigV4Auth  # noqa: PLC0415
-        from botocore.awsrequest import AWSRequest  # noqa: PLC0415
-
-        request = AWSRequest(method=method, url=url, data=body, headers=headers)
-        # Frozen: a refresh between reading the key and the secret cannot mix two credentials.
-        SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
-        return dict(request.headers.items())
 
 
 @dataclass(frozen=True)
@@ -168,7 +110,7 @@ class Upstream:
             headers[ACT_AS_HEADER] = str(act_as or self.act_as)
         request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
         try:
-            with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as response:
+            with OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as response:
                 return response.status, _json_or_error(response.status, response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, _json_or_error(exc.code, exc.read())
@@ -351,7 +293,7 @@ def upstream_for(endpoint: str, *, profile: str | None, region: str | None, act_
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UiSetupError(f"the endpoint must be the API's URL (https://abc123.execute-api.…/api/), not {endpoint}")
-    if parts.hostname in LOCAL_HOSTS:
+    if is_local(endpoint):  # the local stack, unsigned, as `tfguardian` calls it
         return Upstream(endpoint, None, act_as)
     if act_as:
         raise UiSetupError("--act-as works only with the local stack: a deployed API knows you by your credentials")
@@ -365,7 +307,7 @@ def command(api: object, args: argparse.Namespace) -> None:
     try:
         upstream = upstream_for(args.endpoint, profile=args.profile, region=args.region, act_as=args.act_as)
         server = UiServer(upstream, args.port, token=secrets.token_urlsafe(24))
-    except SigningSetupError as exc:
+    except SigningError as exc:
         raise UnreachableError(str(exc)) from None
     except UiSetupError as exc:
         raise FailedError(str(exc)) from None

@@ -12,20 +12,9 @@ import pytest
 
 from local_stack.emulator import MotoServer, free_port
 from local_stack.stack import LocalStack, started_stack
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.secrets import leaks
 
-CHROMIUM = Path(os.environ.get("GUARDIAN_CHROMIUM", "/usr/bin/chromium"))
-# Headless, and nothing that reaches outside this machine.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1366, "height": 800}  # a laptop screen
 

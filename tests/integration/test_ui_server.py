@@ -25,9 +25,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from guardian_cli.signing import SigningError
 from guardian_cli.ui_server import (
     CONTENT_SECURITY_POLICY,
-    SigningSetupError,
     UiServer,
     Upstream,
     upstream_for,
@@ -257,10 +257,10 @@ def test_a_deployed_api_gets_every_call_signed_with_the_profiles_credentials(aws
 def test_credentials_that_cannot_sign_are_one_clear_message(aws_profile: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     deployed = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/"
-    with pytest.raises(SigningSetupError, match="'nope' is not in your AWS config"):
+    with pytest.raises(SigningError, match="'nope' is not in your AWS config"):
         upstream_for(deployed, profile="nope", region=None, act_as=None)
     (tmp_path / "credentials").write_text("")
-    with pytest.raises(SigningSetupError, match="no AWS credentials found"):
+    with pytest.raises(SigningError, match="no AWS credentials found"):
         upstream_for(deployed, profile=None, region="eu-west-1", act_as=None)
     with pytest.raises(Exception, match="--act-as works only with the local stack"):
         upstream_for(deployed, profile=aws_profile, region=None, act_as="arn:aws:iam::1:role/x")

@@ -13,6 +13,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from tests.support.json_requests import json_object_problems
+
 MAX_BYTES = 512_000  # "512 KB", read strictly
 ACTIONS = {"trigger", "acknowledge", "resolve"}
 SEVERITIES = {"critical", "error", "warning", "info"}
@@ -22,17 +24,9 @@ DEDUP_KEY_CHARS = 255
 
 def pagerduty_problems(content_type: str, body: bytes) -> list[str]:
     """How a request breaks the documented event shape or size; [] if it does not."""
-    problems = []
-    if not content_type.startswith("application/json"):
-        problems.append(f"Content-Type {content_type!r} is not application/json")
-    if len(body) > MAX_BYTES:
-        return [*problems, f"body of {len(body)} bytes is over {MAX_BYTES}"]
-    try:
-        event = json.loads(body)
-    except ValueError:
-        return [*problems, "not JSON"]
-    if not isinstance(event, dict):
-        return [*problems, "not a JSON object"]
+    problems, event = json_object_problems(content_type, body, MAX_BYTES)
+    if event is None:
+        return problems
     return problems + event_problems(event)
 
 

@@ -10,9 +10,10 @@ since 1.2, and a `TextRun`'s text is never Markdown, while a `TextBlock`'s is).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from tests.support.json_requests import json_object_problems
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28_000  # "28 KB", read strictly
@@ -25,16 +26,10 @@ _MARKDOWN = re.compile(r"\[[^\]]*\]\([^)]*\)|\*\*|(?:^|\n)\s*(?:[-*]|\d+\.)\s")
 
 def teams_problems(content_type: str, body: bytes) -> list[str]:
     """How a request breaks the documented shape or size; [] if it does not."""
-    problems = []
-    if not content_type.startswith("application/json"):
-        problems.append(f"Content-Type {content_type!r} is not application/json")
-    if len(body) > MAX_BYTES:
-        return [*problems, f"body of {len(body)} bytes is over {MAX_BYTES}"]
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return [*problems, "not JSON"]
-    if not isinstance(message, dict) or message.get("type") != "message":
+    problems, message = json_object_problems(content_type, body, MAX_BYTES)
+    if message is None:
+        return problems
+    if message.get("type") != "message":
         return [*problems, 'not a JSON object with "type": "message"']
     attachments = message.get("attachments")
     if not isinstance(attachments, list) or not attachments:
