@@ -15,7 +15,8 @@ CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: install run test lint unit integration e2e bench clean prepare deploy package chromium screenshots
+.PHONY: install run test lint unit integration e2e bench clean prepare deploy package chromium screenshots replay \
+	deployer-policy
 
 install: $(INSTALLED) $(TERRAFORM_1_0_3_INSTALLED)
 
@@ -83,6 +84,14 @@ prepare: $(INSTALLED)
 deploy: prepare
 	$(BIN)/chalice deploy --stage $(STAGE)
 	$(BIN)/python -m deploy harden --stage $(STAGE)
+
+# Replay what the dead-letter queues kept, through the deployed guardian (exactly once still holds).
+replay: $(INSTALLED)
+	$(BIN)/python -m deploy replay --stage $(STAGE)
+
+# The least-privilege policy for whoever runs `make deploy` for the stage, printed as JSON.
+deployer-policy: $(INSTALLED)
+	@$(BIN)/python -m deploy.deployer_policy --stage $(STAGE)
 
 package: $(INSTALLED)
 	$(BIN)/python -m deploy.package --stage $(STAGE) build/$(STAGE)

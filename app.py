@@ -10,29 +10,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chalice.app import (
-    BadRequestError,
-    Chalice,
-    CloudWatchEvent,
-    DynamoDBEvent,
-    IAMAuthorizer,
-    Rate,
-    Response,
-    S3Event,
-)
+from chalice.app import BadRequestError, Chalice, CloudWatchEvent, IAMAuthorizer, Rate, Response
 
 from chalicelib import invocation
 from chalicelib.composition import container
 from chalicelib.errors import InvalidRequestError
 from chalicelib.observability import logger, metrics
-from chalicelib.settings import event_sources
 
 if TYPE_CHECKING:
+    from chalicelib.composition import Container
     from chalicelib.domain.access import Scope
+    from chalicelib.services.fleet_queries import Fleet
 
 UNKNOWN_CALLER = "unknown caller"
 app = Chalice(app_name="tfstate-guardian", configure_logs=False)
-sources = event_sources()
 iam = IAMAuthorizer()
 
 
@@ -54,46 +45,51 @@ def observe(event: Any, get_response: Any) -> Any:
         logger.remove_keys(["request_id"])
 
 
-@app.on_s3_event(bucket=sources.state_bucket, events=["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
-def on_state_object_event(event: S3Event) -> None:
-    from chalicelib.domain.s3_events import parse_s3_event
+# The S3 and stream handlers are plain functions: `python -m deploy harden` subscribes them to every backend's bucket
+# (a notification beside the bucket's others, or an EventBridge rule) and lock table stream.
+@app.lambda_function(name="on_state_object_event")
+def on_state_object_event(event: dict[str, Any], context: Any) -> None:
+    from chalicelib.domain.s3_events import parse_object_events
 
-    container().bucket_events.handle(parse_s3_event(event.to_dict()))
+    container().events.handle_objects(parse_object_events(event))
 
 
-@app.on_dynamodb_record(stream_arn=sources.lock_table_stream_arn, batch_size=100, starting_position="LATEST")
-def on_lock_table_change(event: DynamoDBEvent) -> None:
-    from chalicelib.domain.lock_table import parse_lock_table_batch
-
-    guardian = container()
-    guardian.locks.handle_stream(parse_lock_table_batch(event.to_dict(), guardian.settings.lock_table))
+@app.lambda_function(name="on_lock_table_change")
+def on_lock_table_change(event: dict[str, Any], context: Any) -> None:
+    container().events.handle_lock_records(event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def verify_state_digests(event: CloudWatchEvent) -> None:
-    container().digests.verify(datetime.now(UTC))
+    _per_backend(event, "verify_state_digests", lambda backend: backend.digests.verify(datetime.now(UTC)))
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def reap_stale_locks(event: CloudWatchEvent) -> None:
-    container().reaper.run(datetime.now(UTC))
+    _per_backend(event, "reap_stale_locks", lambda backend: backend.reaper.run(datetime.now(UTC)))
 
 
 @app.schedule(Rate(10, unit=Rate.MINUTES))
 def backfill_history(event: CloudWatchEvent) -> None:
-    container().backfill.run(time_left=invocation.time_to_wait)
+    _per_backend(event, "backfill_history", lambda backend: backend.backfill.run(time_left=invocation.time_to_wait))
+
+
+def _per_backend(event: CloudWatchEvent, job: str, work: Callable[[Container], object]) -> None:
+    """The schedule's invocation, or one invocation's share of the backends (its `detail`: `{"backends": [...]}`)."""
+    function = getattr(event.context, "function_name", "") or ""
+    container().per_backend(job, event.to_dict(), work, function=function)
 
 
 @app.route("/locks/reap", methods=["POST"], authorizer=iam)
 def reap_locks_now() -> Response:
-    def reap(scope: Scope) -> dict[str, Any]:
+    def reap(fleet: Fleet) -> dict[str, Any]:
         body = _json_body() or {}
         dry_run = body.get("dry_run", True) if isinstance(body, dict) else None  # acting needs an explicit false
         if not isinstance(dry_run, bool):
             raise InvalidRequestError('the body must be a JSON object like {"dry_run": true}')
-        return container().repairs.reap(datetime.now(UTC), dry_run, scope)
+        return fleet.reap(datetime.now(UTC), dry_run)
 
-    return _answer(reap, action="reap")
+    return _fleet_answer(reap, action="reap")
 
 
 @app.route("/rollback", methods=["POST"], authorizer=iam, content_types=["application/json"])
@@ -101,7 +97,7 @@ def rollback() -> Response:
     from chalicelib.domain.rollback import RollbackRequest
 
     return _answer(
-        lambda scope: container().rollbacks.rollback(
+        lambda backend, scope: backend.rollbacks.rollback(
             RollbackRequest.parse(_json_body()), scope=scope, now=datetime.now(UTC)
         ),
         action="rollback",
@@ -112,9 +108,9 @@ def rollback() -> Response:
 def list_states() -> Response:
     from chalicelib.services.state_queries import page_limit
 
-    return _answer(
-        lambda scope: container().queries.states(
-            _param("prefix", required=False), scope, limit=page_limit(_param("limit", required=False)),
+    return _fleet_answer(
+        lambda fleet: fleet.states(
+            _param("prefix", required=False), limit=page_limit(_param("limit", required=False)),
             next_token=_param("next", required=False) or None, workspace=_param("workspace", required=False) or None,
         )
     )  # fmt: skip
@@ -125,7 +121,7 @@ def list_state_versions() -> Response:
     from chalicelib.services.state_queries import page_limit
 
     return _answer(
-        lambda scope: container().queries.versions(
+        lambda backend, scope: backend.queries.versions(
             _param("key"), scope, limit=page_limit(_param("limit", required=False)),
             next_token=_param("next", required=False) or None, address=_param("address", required=False) or None,
         )
@@ -136,9 +132,9 @@ def list_state_versions() -> Response:
 def list_events() -> Response:
     from chalicelib.services.state_queries import moment_param, page_limit
 
-    def events(scope: Scope) -> dict[str, Any]:
+    def events(backend: Container, scope: Scope, admits: Any = None) -> dict[str, Any]:
         filters = {name: value for name in ("prefix", "type", "actor") if (value := _param(name, required=False))}
-        return container().queries.events(
+        return backend.queries.events(
             scope,
             key=_param("key", required=False) or None,
             filters=filters,
@@ -147,32 +143,37 @@ def list_events() -> Response:
             limit=page_limit(_param("limit", required=False)),
             next_token=_param("next", required=False) or None,
             now=datetime.now(UTC),
+            admits=admits,
         )
 
-    return _answer(events)
+    if _param("key", required=False):  # one state's trail: in one backend
+        return _answer(lambda backend, scope: _named(backend, events(backend, scope)))
+    guardian = container()
+    return _fleet_answer(lambda fleet: fleet.events(lambda scope, admits: events(guardian.home, scope, admits)))
 
 
 @app.route("/states/diff", methods=["GET"], authorizer=iam)
 def diff_state_versions() -> Response:
-    return _answer(lambda scope: container().queries.diff(_param("key"), _param("from"), _param("to"), scope))
+    return _answer(lambda backend, scope: backend.queries.diff(_param("key"), _param("from"), _param("to"), scope))
 
 
 @app.route("/states/digest", methods=["POST"], authorizer=iam)
 def repair_state_digest() -> Response:
     return _answer(
-        lambda scope: container().repairs.repair_digest(_param("key"), scope, now=datetime.now(UTC)), action="repair"
+        lambda backend, scope: backend.repairs.repair_digest(_param("key"), scope, now=datetime.now(UTC)),
+        action="repair",
     )
 
 
 @app.route("/locks", methods=["GET"], authorizer=iam)
 def list_locks() -> Response:
-    return _answer(lambda scope: {"locks": container().queries.locks(datetime.now(UTC), scope)})
+    return _fleet_answer(lambda fleet: {"locks": fleet.locks(datetime.now(UTC))})
 
 
 @app.route("/locks", methods=["DELETE"], authorizer=iam)
 def force_unlock() -> Response:
     return _answer(
-        lambda scope: container().repairs.force_unlock(
+        lambda backend, scope: backend.repairs.force_unlock(
             _param("key"), _param("lock_id"), scope, reason=_param("reason", required=False), now=datetime.now(UTC)
         ),
         action="unlock",
@@ -201,21 +202,80 @@ def _caller() -> str:
     return str(identity.get("userArn") or identity.get("caller") or UNKNOWN_CALLER)
 
 
-def _answer(call: Callable[[Scope], dict[str, Any]], *, action: str = "read") -> Response:
-    """Run a route's work for the caller's scope, through the API's error table and `Idempotency-Key` handling."""
+def _answer(call: Callable[[Container, Scope], dict[str, Any]], *, action: str = "read") -> Response:
+    """A route on one state: in the backend `backend=` names (needed only when there are several), for the caller's
+    scope there; the answer names the backend."""
+
+    def work(backend: Container, scope: Scope) -> dict[str, Any]:
+        return {**call(backend, scope), "backend": backend.name}
+
+    return _respond(lambda guardian: [guardian.named(_backend_param())], work, action=action)
+
+
+def _fleet_answer(call: Callable[[Fleet], dict[str, Any]], *, action: str = "read") -> Response:
+    """A route across backends (`backend=` narrows it to one): each where the caller may take `action`."""
+    from chalicelib.services.fleet_queries import BackendView, Fleet
+
+    views: list[BackendView] = []
+
+    def gather(backend: Container, scope: Scope) -> None:
+        views.append(BackendView(backend.name, backend.settings.state_bucket, backend.queries, backend.repairs, scope))
+
+    def work(backend: Container, scope: Scope) -> dict[str, Any]:
+        return call(Fleet(views))
+
+    return _respond(lambda guardian: guardian.selected(_backend_param()), work, action=action, gather=gather)
+
+
+def _named(backend: Container, answer: dict[str, Any]) -> dict[str, Any]:
+    return {**answer, "events": [{**event, "backend": backend.name} for event in answer["events"]]}
+
+
+def _backend_param() -> str | None:
+    return _param("backend", required=False) or None
+
+
+def _respond(
+    backends_of: Callable[[Any], list[Container]],
+    work: Callable[[Container, Scope], dict[str, Any]],
+    *,
+    action: str,
+    gather: Callable[[Container, Scope], None] | None = None,
+) -> Response:
+    """Run a route's work through the API's error table and `Idempotency-Key` handling, after checking the caller's
+    action in each backend it covers: a backend where the caller may not is left out, and refused when none is left."""
     from chalicelib.api import answer
+    from chalicelib.errors import NotAllowedError
 
     request = app.current_request
     if request is None:
         raise InvalidRequestError("no request")
     guardian = container()
-    scope = guardian.access.scope_for(_caller())
+    caller = _caller()
+    allowed: list[tuple[Container, Scope]] = []
+
+    def authorize() -> None:
+        refusal: NotAllowedError | None = None
+        for backend in backends_of(guardian):
+            scope = backend.access.scope_for(caller)
+            try:
+                scope.require(action)
+            except NotAllowedError as exc:
+                refusal = refusal or exc
+                continue
+            allowed.append((backend, scope))
+            if gather is not None:
+                gather(backend, scope)
+        if not allowed:
+            assert refusal is not None
+            raise refusal
+
     status, body = answer(
-        lambda: call(scope),
-        authorize=lambda: scope.require(action),
+        lambda: work(*allowed[0]),
+        authorize=authorize,
         method=request.method,
         path=request.path,
-        caller=scope.caller,
+        caller=caller,
         idempotency_key=request.headers.get("idempotency-key"),
         fingerprint_of=lambda: [request.query_params, request.raw_body],
         ledger=guardian.guardian_table,

@@ -63,7 +63,7 @@ def history_figures(resources: Resources) -> tuple[list[Figure], list[PagePoint]
             S3StateBucket(s3, bucket, header_bytes=4096, max_state_bytes=1 << 28),
             VersionHistory(table, None, bucket=bucket, workspace_key_prefixes=("env:",)),
             AuditTable(dynamodb, pages_table, retention=timedelta(days=400)),
-            composition.container().reaper,
+            composition.container().home.reaper,
             retention=timedelta(days=400),
         )
         # A page from the middle of the listing, as a person paging through it gets.
@@ -222,7 +222,7 @@ def _backfill_rate() -> Figure:
     for serial in range(1, BACKFILL_VERSIONS + 1):
         body = state_bytes({**state, "serial": serial, "resources": state["resources"][: 10 + serial % 40]})
         s3.put_object(Bucket=bucket, Key=f"team-{serial % 4}/terraform.tfstate", Body=body)
-    container = composition.container()
+    container = composition.container().home
     backfill = Backfill(
         S3StateBucket(s3, bucket, header_bytes=4096, max_state_bytes=1 << 28),
         VersionHistory(table, container.index_store, bucket=bucket, workspace_key_prefixes=("env:",)),

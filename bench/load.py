@@ -184,7 +184,7 @@ class GuardianLoop:
 
     def start(self) -> None:
         # Count the reaper's verdicts as the scheduled handler runs it: locks judged alive are live locks kept.
-        reaper = composition.container().reaper
+        reaper = composition.container().home.reaper
         run = reaper.run
 
         def counted(now: datetime, *, dry_run: bool | None = None, scope: Scope | None = None) -> list[ReapOutcome]:
@@ -310,7 +310,7 @@ def _run(
             command(slot, "apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v=load-{n}", writes=True)
 
     clock = DeliveryClock()
-    composition.container().notifier.channels.append(clock)
+    composition.container().home.notifier.channels.append(clock)
     session = boto3.session.Session()
     s3, dynamodb = session.client("s3"), session.client("dynamodb")
     loop = GuardianLoop(stack)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, TextIO
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chalicelib.domain.state_keys import StateKeyFilter
+from chalicelib.errors import InvalidRequestError, SettingsError
 from chalicelib.settings import Settings, load_settings
 
 # Each part's module is imported where the part is first built: boto3 and the adapters take several times as
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
     from chalicelib.adapters.index_store import IndexStore
     from chalicelib.adapters.s3_state_bucket import S3StateBucket
     from chalicelib.domain.access import AccessPolicy
+    from chalicelib.services.backend_events import BackendEvents
     from chalicelib.services.backfill import Backfill
     from chalicelib.services.bucket_events import BucketEventRouter
     from chalicelib.services.digest_checks import DigestCheckService
+    from chalicelib.services.fan_out import FanOut
     from chalicelib.services.hand_repairs import HandRepairs
     from chalicelib.services.lock_lifecycle import LockLifecycleService
     from chalicelib.services.lock_reaper import LivenessCheck, LockReaper
@@ -44,67 +48,118 @@ if TYPE_CHECKING:
 
 
 class Container:
-    """Everything one Lambda container (or one local stack) needs, each part built on first use."""
+    """Everything one backend needs in one Lambda container (or one local stack), each part built on first use.
 
-    def __init__(self, settings: Settings, *, console: TextIO | None = None) -> None:
+    The guardian's own resources (its table, its index bucket, the channels' clients) are the first backend's
+    container's, shared by the others (`home`); the bucket and the lock table are reached with the backend's own
+    session, in its region and, where it names a role, its account.
+    """
+
+    def __init__(self, settings: Settings, *, console: TextIO | None = None, home: Container | None = None) -> None:
         self.settings = settings
         self._console = console
+        self._home = home
+
+    @property
+    def name(self) -> str:
+        return self.settings.backend.name
 
     @cached_property
     def _session(self) -> boto3.session.Session:
+        if self._home is not None:
+            return self._home._session
         import boto3
 
         return boto3.session.Session()
 
     @cached_property
+    def _backend_session(self) -> boto3.session.Session:
+        """The session for the backend's bucket and lock table: the guardian's own unless a role or region differs."""
+        from chalicelib.adapters.backend_session import backend_session
+
+        backend = self.settings.backend
+        return backend_session(self._session, role_arn=backend.role_arn, region=backend.region)
+
+    @cached_property
     def _client_config(self) -> Config:
+        if self._home is not None:
+            return self._home._client_config
         from botocore.config import Config
 
         return Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
 
     @cached_property
     def s3(self) -> S3Client:
+        if self._home is not None:
+            return self._home.s3
         return self._session.client("s3", config=self._client_config)
 
     @cached_property
     def sns(self) -> SNSClient:
+        if self._home is not None:
+            return self._home.sns
         return self._session.client("sns", config=self._client_config)
 
     @cached_property
     def events(self) -> EventBridgeClient:
+        if self._home is not None:
+            return self._home.events
         return self._session.client("events", config=self._client_config)
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
+        if self._home is not None:
+            return self._home.dynamodb
         return self._session.client("dynamodb", config=self._client_config)
 
     @cached_property
+    def backend_s3(self) -> S3Client:
+        if self._backend_session is self._session:
+            return self.s3
+        return self._backend_session.client("s3", config=self._client_config)
+
+    @cached_property
+    def backend_dynamodb(self) -> DynamoDBClient:
+        if self._backend_session is self._session:
+            return self.dynamodb
+        return self._backend_session.client("dynamodb", config=self._client_config)
+
+    @cached_property
     def ec2(self) -> BaseClient:
-        client: BaseClient = self._session.client(
+        """EC2 where the backend's writers run: its account, the check's region (default: the backend's)."""
+        client: BaseClient = self._backend_session.client(
             "ec2", region_name=self.settings.liveness.eni_region, config=self._client_config
         )
         return client
 
     @cached_property
     def guardian_table(self) -> GuardianTable:
+        if self._home is not None:
+            return self._home.guardian_table
         from chalicelib.adapters.guardian_table import GuardianTable
 
         return GuardianTable(self.dynamodb, self.settings.guardian_table)
 
     @cached_property
     def history(self) -> HistoryTable:
+        if self._home is not None:
+            return self._home.history
         from chalicelib.adapters.history_table import HistoryTable
 
         return HistoryTable(self.dynamodb, self.settings.guardian_table, retention=self._retention)
 
     @cached_property
     def audit(self) -> AuditTable:
+        if self._home is not None:
+            return self._home.audit
         from chalicelib.adapters.audit_table import AuditTable
 
         return AuditTable(self.dynamodb, self.settings.guardian_table, retention=self._retention)
 
     @cached_property
     def index_store(self) -> IndexStore | None:
+        if self._home is not None:
+            return self._home.index_store
         if not self.settings.index_bucket:
             return None
         from chalicelib.adapters.index_store import IndexStore
@@ -141,7 +196,7 @@ class Container:
         from chalicelib.adapters.s3_state_bucket import S3StateBucket
 
         return S3StateBucket(
-            self.s3,
+            self.backend_s3,
             self.settings.state_bucket,
             header_bytes=self.settings.state_header_bytes,
             max_state_bytes=self.settings.max_state_bytes,
@@ -191,6 +246,7 @@ class Container:
             attempts=settings.channel_attempts,
             routes=settings.routes,
             journal=self.audit,
+            backend=settings.backend.name,
         )
 
     @cached_property
@@ -210,9 +266,14 @@ class Container:
 
     @cached_property
     def lock_table(self) -> DynamoLockTable:
+        """The backend's lock table; for a backend of `.tflock` lockfiles only, one that holds nothing."""
+        if self.settings.lock_table is None:
+            from chalicelib.adapters.no_lock_table import NoLockTable
+
+            return NoLockTable()
         from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 
-        return DynamoLockTable(self.dynamodb, self.settings.lock_table)
+        return DynamoLockTable(self.backend_dynamodb, self.settings.lock_table)
 
     @cached_property
     def digests(self) -> DigestCheckService:
@@ -328,18 +389,108 @@ class Container:
         )
 
 
-_installed: Container | None = None
+class Guardian:
+    """Every backend's container, by name and by bucket; the first backend's holds what they all share."""
+
+    def __init__(self, backends: Sequence[Container]) -> None:
+        if not backends:
+            raise SettingsError("the guardian needs at least one backend")
+        self.home = backends[0]
+        self.backends: dict[str, Container] = {backend.name: backend for backend in backends}
+        self._by_bucket = {backend.settings.state_bucket: backend for backend in backends}
+        self.fan_out: FanOut | None = None  # built on first use; the local stack puts its own here
+
+    @classmethod
+    def of(cls, backends: Sequence[Settings], *, console: TextIO | None = None) -> Guardian:
+        """A container per backend, the later ones sharing the first one's clients and the guardian's own tables."""
+        home = Container(backends[0], console=console) if backends else None
+        rest = [Container(settings, console=console, home=home) for settings in backends[1:]]
+        return cls([home, *rest] if home else [])
+
+    @property
+    def settings(self) -> Settings:
+        """The deployment-wide settings (the guardian's table, its index bucket), as every backend has them."""
+        return self.home.settings
+
+    @property
+    def guardian_table(self) -> GuardianTable:
+        return self.home.guardian_table
+
+    def for_bucket(self, bucket: str) -> Container | None:
+        """The backend that watches `bucket`, if one does."""
+        return self._by_bucket.get(bucket)
+
+    def named(self, name: str | None) -> Container:
+        """The backend called `name`; None names the only one, and is refused when there are several."""
+        if name is None:
+            if len(self.backends) == 1:
+                return self.home
+            raise InvalidRequestError(f"name a backend with backend= (one of {', '.join(self.backends)})")
+        backend = self.backends.get(name)
+        if backend is None:
+            raise InvalidRequestError(f"there is no backend {name!r} (backends: {', '.join(self.backends)})")
+        return backend
+
+    def selected(self, name: str | None) -> list[Container]:
+        """The backend called `name`, or every backend when None."""
+        return list(self.backends.values()) if name is None else [self.named(name)]
+
+    @cached_property
+    def events(self) -> BackendEvents:
+        from chalicelib.services.backend_events import BackendEvents
+
+        return BackendEvents(
+            lambda bucket: backend.bucket_events if (backend := self.for_bucket(bucket)) else None,
+            self._lock_service_of,
+        )
+
+    def _lock_service_of(self, bucket: str, table: str) -> LockLifecycleService | None:
+        """The lock lifecycle of the backend of `bucket` if it uses `table` (empty: unknown); else of the only
+        backend that uses `table`."""
+        backend = self.for_bucket(bucket)
+        if backend is not None and (not table or backend.settings.lock_table == table):
+            return backend.locks
+        tables = [b for b in self.backends.values() if b.settings.lock_table]
+        users = [b for b in tables if b.settings.lock_table == table] if table else tables
+        return users[0].locks if len(users) == 1 and backend is None else None
+
+    def per_backend(
+        self, job: str, event: Mapping[str, Any], work: Callable[[Container], object], *, function: str
+    ) -> None:
+        """Run a scheduled job: on the backends the invocation's share names, or, invoked by its schedule, on every
+        backend here when they fit one batch, else one invocation of `function` per batch."""
+        from chalicelib.services.fan_out import run_per_backend
+
+        run_per_backend(
+            job,
+            event,
+            {name: partial(work, backend) for name, backend in self.backends.items()},
+            batch=self.settings.fan_out_batch,
+            fan_out=lambda: self._fan_out(function),
+        )
+
+    def _fan_out(self, function: str) -> FanOut:
+        if self.fan_out is None:
+            from chalicelib.adapters.lambda_fan_out import LambdaFanOut
+
+            self.fan_out = LambdaFanOut(self.home._session.client("lambda", config=self.home._client_config))
+        self.fan_out.function = function
+        return self.fan_out
 
 
-def container() -> Container:
-    """The container of this process, built from the environment on first use."""
+_installed: Guardian | None = None
+
+
+def container() -> Guardian:
+    """The guardian of this process, built from the environment on first use."""
     global _installed
     if _installed is None:
-        _installed = Container(load_settings())
+        _installed = Guardian.of(load_settings())
     return _installed
 
 
-def install(replacement: Container | None) -> None:
-    """Use `replacement` from now on (the local stack and tests); None rebuilds from the environment."""
+def install(replacement: Guardian | Container | None) -> None:
+    """Use `replacement` from now on (the local stack and tests; a lone container is a guardian of one backend);
+    None rebuilds from the environment."""
     global _installed
-    _installed = replacement
+    _installed = Guardian([replacement]) if isinstance(replacement, Container) else replacement

@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.domain.backends import Backend, parse_backends, single_backend
 from chalicelib.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -41,12 +42,12 @@ class LivenessChecks:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the guardian needs to know about its environment."""
+    """Everything the guardian needs to know about its environment, for one backend."""
 
     state_bucket: str
-    lock_table: str
-    lock_table_stream_arn: str
+    lock_table: str | None
     guardian_table: str
+    backend: Backend = field(default_factory=lambda: Backend(name="default", bucket=""))
     notify_topic_arn: str | None = None
     notify_event_bus: str | None = None
     slack_webhook_secret: str | None = None
@@ -75,15 +76,18 @@ class Settings:
     api_callers: tuple[CallerRule, ...] = ()
     index_bucket: str | None = None
     history_days: int = 400
+    fan_out_batch: int = 1
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Parse the settings, failing fast with the name of the first missing or invalid value."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, backend: Backend | None = None) -> Settings:
+        """Parse the settings of `backend` (default: the one `GUARDIAN_STATE_BUCKET` names), failing fast with the
+        name of the first missing or invalid value."""
         env = os.environ if env is None else env
+        backend = backend or single_backend(env, _required(env, "GUARDIAN_STATE_BUCKET"))
         return cls(
-            state_bucket=_required(env, "GUARDIAN_STATE_BUCKET"),
-            lock_table=_required(env, "GUARDIAN_LOCK_TABLE"),
-            lock_table_stream_arn=_required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"),
+            state_bucket=backend.bucket,
+            lock_table=backend.lock_table,
+            backend=backend,
             guardian_table=_required(env, "GUARDIAN_TABLE"),
             notify_topic_arn=_optional(env, "GUARDIAN_NOTIFY_TOPIC_ARN"),
             notify_event_bus=_optional(env, "GUARDIAN_NOTIFY_EVENT_BUS"),
@@ -112,6 +116,7 @@ class Settings:
             api_callers=_caller_rules(env, "GUARDIAN_API_CALLERS"),
             index_bucket=_optional(env, "GUARDIAN_INDEX_BUCKET"),
             history_days=_positive_int(env, "GUARDIAN_HISTORY_DAYS", 400),
+            fan_out_batch=_positive_int(env, "GUARDIAN_FAN_OUT_BATCH", 1),
             notify_file=_optional(env, "GUARDIAN_NOTIFY_FILE"),
             notify_console=_flag(env, "GUARDIAN_NOTIFY_CONSOLE"),
             workspace_key_prefixes=_list(env, "GUARDIAN_WORKSPACE_KEY_PREFIXES", (DEFAULT_WORKSPACE_KEY_PREFIX,)),
@@ -128,24 +133,41 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
-class EventSources:
-    """The two settings Chalice needs when it loads the app, to know what the handlers subscribe to."""
-
-    state_bucket: str
-    lock_table_stream_arn: str
-
-
-def event_sources(env: Mapping[str, str] | None = None) -> EventSources:
-    """Only what the app's decorators need: a cold start leaves the rest to the first handler that runs."""
+def backend_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, ...]:
+    """The settings of every backend the deployment watches, in the order listed: `GUARDIAN_BACKENDS` (a JSON list),
+    or the file `GUARDIAN_BACKENDS_FILE` names (relative to the app's directory), or the one backend of
+    `GUARDIAN_STATE_BUCKET`. Each backend's own `settings` override the shared ones."""
     env = os.environ if env is None else env
-    return EventSources(_required(env, "GUARDIAN_STATE_BUCKET"), _required(env, "GUARDIAN_LOCK_TABLE_STREAM_ARN"))
+    raw, source = _optional(env, "GUARDIAN_BACKENDS"), "GUARDIAN_BACKENDS"
+    path = _optional(env, "GUARDIAN_BACKENDS_FILE")
+    if raw is not None and path is not None:
+        raise SettingsError("set GUARDIAN_BACKENDS or GUARDIAN_BACKENDS_FILE, not both")
+    if path is not None:
+        raw, source = _backends_file(path), path
+    if raw is None:
+        return (Settings.from_env(env),)
+    if _optional(env, "GUARDIAN_STATE_BUCKET"):
+        raise SettingsError(f"GUARDIAN_STATE_BUCKET is set beside {source}: list that bucket as a backend instead")
+    shared = {name: value for name, value in env.items() if name.startswith("GUARDIAN_")}
+    return tuple(
+        Settings.from_env(backend.environment(shared), backend=backend) for backend in parse_backends(raw, source)
+    )
 
 
 @lru_cache(maxsize=1)
-def load_settings() -> Settings:
-    """The settings of this process, parsed on first use."""
-    return Settings.from_env()
+def load_settings() -> tuple[Settings, ...]:
+    """The settings of every backend of this process, parsed on first use."""
+    return backend_settings()
+
+
+def _backends_file(path: str) -> str:
+    from pathlib import Path  # noqa: PLC0415 - only when one is set
+
+    file = Path(path) if Path(path).is_absolute() else Path(__file__).resolve().parent.parent / path
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"GUARDIAN_BACKENDS_FILE: cannot read {file}: {exc.strerror}") from None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

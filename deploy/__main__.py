@@ -1,8 +1,9 @@
-"""`python -m deploy prepare|harden|backfill --stage STAGE`: ready an account, harden after deploying, record history.
+"""`python -m deploy prepare|harden|replay|backfill --stage STAGE`: ready the accounts, harden after deploying, replay.
 
-Both commands read the stage's settings from `.chalice/config.json`, use your usual AWS credentials and region
-(and `AWS_ENDPOINT_URL`, for an emulator), change only what differs, print one line per change, and print
-"nothing to change" when there is none. A refusal or an AWS error is one line on stderr and a non-zero exit.
+`prepare`, `harden` and `replay` read the stage's settings from `.chalice/config.json`, use your usual AWS credentials
+and region (and `AWS_ENDPOINT_URL`, for an emulator), change only what differs, print one line per change, and print
+"nothing to change" (`replay`: "nothing to replay") when there is none. A refusal or an AWS error is one line on
+stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import boto3
 from deploy.errors import DeployError
 from deploy.harden import harden
 from deploy.prepare import prepare
+from deploy.replay import Invoker, replay
 from deploy.stage_config import DEFAULT_CONFIG, StageConfig, load_stage
 
 EXIT_READY = 0
@@ -30,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("prepare", "bring the state bucket, lock table, guardian table, topic and secrets to a ready state"),
-        ("harden", "after chalice deploy: dead-letter queue, retries and bisect on the lock stream's mapping"),
+        ("harden", "after chalice deploy: subscribe the handlers to every backend, dead-letter queues, alarms"),
+        ("replay", "invoke the guardian again with what its dead-letter queues kept (exactly once still holds)"),
         ("backfill", "record the versions the state bucket holds that the history lacks, to the end"),
     ):
         command = commands.add_parser(name, help=help_text, description=help_text)
@@ -47,13 +50,16 @@ def backfill(stage: StageConfig, *, restart: bool, say: Callable[[str], None]) -
     """Run the history's backfill to the end with the stage's settings and your credentials; progress is logged."""
     from chalicelib.composition import Container  # noqa: PLC0415 - the guardian's code only for this command
 
-    progress = Container(stage.settings).backfill.run(restart=restart)
-    say(f"backfill done: {progress.recorded} versions recorded, {progress.looked_at} looked at")
+    for settings in stage.backends:
+        progress = Container(settings).backfill.run(restart=restart)
+        say(f"backfill of {settings.backend.name} done: {progress.recorded} versions recorded, "
+            f"{progress.looked_at} looked at")  # fmt: skip
     return EXIT_READY
 
 
-def main(argv: Sequence[str] | None = None, *, session: boto3.session.Session | None = None) -> int:
-    """Run one command; its exit code."""
+def main(argv: Sequence[str] | None = None, *, session: boto3.session.Session | None = None,
+         invoker: Invoker | None = None) -> int:  # fmt: skip
+    """Run one command; its exit code. `invoker` replaces `lambda:Invoke` for `replay` (tests)."""
     args = _parser().parse_args(argv)
 
     def say(line: str) -> None:
@@ -69,6 +75,9 @@ def main(argv: Sequence[str] | None = None, *, session: boto3.session.Session | 
             return EXIT_READY if ready else EXIT_FAILED
         if args.command == "backfill":
             return backfill(stage, restart=args.restart, say=say)
+        if args.command == "replay":
+            tally = replay(session, stage, dry_run=args.dry_run, say=say, invoke=invoker)
+            return EXIT_FAILED if tally.failed else EXIT_READY
         harden(session, stage, dry_run=args.dry_run, say=say)
     except DeployError as exc:
         sys.stderr.write(f"{args.command}: error: {exc}\n")

@@ -2,7 +2,9 @@
 
 Runs `chalice package --pkg-format terraform`, which writes `chalice.tf.json` and `deployment.zip` into OUTDIR, then
 adds what Chalice's output lacks: the override files of `deploy/terraform/` (Terraform and AWS provider versions),
-stage-unique names for the schedule rules, and compiled bytecode for every module a cold start imports.
+stage-unique names for the schedule rules, everything `python -m deploy harden` sets up (`deploy.terraform_resources`:
+each backend's subscription, the dead-letter queues, the alarms and the dashboard, with harden's very settings), and
+compiled bytecode for every module a cold start imports.
 Then `cd OUTDIR && terraform init && terraform apply`. Files already in OUTDIR (`.terraform/`, a backend file, a
 local state) are left alone.
 """
@@ -20,14 +22,22 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from deploy.errors import DeployError
 from deploy.stage_config import DEFAULT_CONFIG, StageConfig, load_stage
+from deploy.terraform_resources import EVENT_SOURCES_FILE, MONITORING_FILE, event_sources, monitoring
 
 OVERRIDES = Path(__file__).resolve().parent / "terraform"
 TEMPLATE = "chalice.tf.json"
 DEPLOYMENT_ZIP = "deployment.zip"
 RULE_NAMES_OVERRIDE = "schedule_rule_names_override.tf.json"
+# What `harden` owns: Chalice's output must not subscribe a handler itself, or the two would fight over it.
+HARDENED_KINDS = (
+    "aws_lambda_event_source_mapping",
+    "aws_s3_bucket_notification",
+    "aws_lambda_function_event_invoke_config",
+)
 # Where Lambda unpacks the deployment package: tracebacks name the files there.
 LAMBDA_TASK_ROOT = "/var/task"
 # Imports every module a cold start or a first invocation needs, and prints the files they came from.
@@ -62,11 +72,15 @@ def package(
     outdir = outdir.resolve()
     _chalice_package(stage, project, outdir)
     template = json.loads((outdir / TEMPLATE).read_text(encoding="utf-8"))
+    _check_nothing_hardened(template)
     for override in sorted(OVERRIDES.glob("*_override.tf.json")):
         shutil.copyfile(override, outdir / override.name)
         say(f"added {override.name}")
     _write_rule_names(stage, template, outdir / RULE_NAMES_OVERRIDE)
     say(f"added {RULE_NAMES_OVERRIDE}")
+    for name, document in ((EVENT_SOURCES_FILE, event_sources(stage)), (MONITORING_FILE, monitoring(stage))):
+        (outdir / name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        say(f"added {name}")
     if precompile:
         compiled = _precompile(outdir / DEPLOYMENT_ZIP, _runtimes(template), stage_environment(stage))
         say(f"compiled {compiled} modules into {DEPLOYMENT_ZIP}" if compiled else "left the bytecode out: see above")
@@ -90,10 +104,20 @@ def _chalice_package(stage: StageConfig, project: Path, outdir: Path) -> None:
     # Chalice's botocore session wants a region (it reads only AWS_DEFAULT_REGION), though the template takes
     # the region from the AWS provider at apply time.
     if not env.get("AWS_DEFAULT_REGION"):
-        env["AWS_DEFAULT_REGION"] = env.get("AWS_REGION") or stage.settings.lock_table_stream_arn.split(":")[3]
+        env["AWS_DEFAULT_REGION"] = env.get("AWS_REGION") or "us-east-1"
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PackagingError(f"chalice package failed: {(result.stderr or result.stdout).strip()}")
+
+
+def _check_nothing_hardened(template: dict[str, Any]) -> None:
+    resources = template.get("resource", {})
+    found = sorted(f"{kind}.{name}" for kind in HARDENED_KINDS for name in resources.get(kind, {}))
+    if found:
+        raise PackagingError(
+            f"chalice package subscribed a handler itself ({', '.join(found)}): app.py's S3 and stream handlers must "
+            "be plain @app.lambda_function functions, which the guardian's own Terraform files subscribe"
+        )
 
 
 def _write_rule_names(stage: StageConfig, template: dict[str, object], path: Path) -> None:

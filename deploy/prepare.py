@@ -1,9 +1,9 @@
-"""`prepare`: bring a team's S3 backend and the guardian's own resources to the state the guardian needs.
+"""`prepare`: bring every backend and the guardian's own resources to the state the guardian needs.
 
-It creates only what belongs to the guardian (its table, index bucket, topic, event bus and secrets) and changes only
-settings the guardian depends on (versioning, default encryption, public access block, the lock table's stream, the
-index bucket's retention rule). It never creates a team's state bucket or lock table, and never switches a stream
-that other consumers may read.
+It creates only what belongs to the guardian (its table, index bucket, topics, event bus and secrets) and changes only
+settings the guardian depends on (versioning, default encryption, public access block, the lock table's stream,
+EventBridge delivery of an `events: "eventbridge"` backend's bucket, the index bucket's retention rule). It never
+creates a team's state bucket or lock table, and never switches a stream that other consumers may read.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.backend_session import backend_session
 from chalicelib.adapters.secrets import SecretValue
+from chalicelib.domain.backends import EVENTBRIDGE
 from chalicelib.errors import SettingsError
-from deploy.changes import DRY_RUN_PREFIX, Plan
+from chalicelib.settings import Settings
+from deploy.alarms import alarm_topic_name
+from deploy.changes import Plan
 from deploy.errors import AwsCallError, RefusedError, StageConfigError, aws_call, error_code
 from deploy.resource_shapes import (
     DEFAULT_ENCRYPTION,
@@ -33,6 +37,7 @@ from deploy.resource_shapes import (
     enable_guardian_table_ttl,
     index_bucket_lifecycle,
 )
+from deploy.sources import with_eventbridge
 from deploy.stage_config import StageConfig
 
 if TYPE_CHECKING:
@@ -63,43 +68,92 @@ class _SecretReference:
 
 def prepare(session: Session, stage: StageConfig, *, dry_run: bool, say: Callable[[str], None],
             environ: Mapping[str, str]) -> bool:  # fmt: skip
-    """Read everything, then make (or, on a dry run, show) each change; True when nothing is left to do."""
-    backend = _Backend(session, stage, environ)
+    """Read everything, then make (or, on a dry run, show) each change; True when nothing is left to do.
+
+    Each backend is readied in its own account and region (through its role, if it names one): its bucket, its lock
+    table (once, however many backends share it), and EventBridge delivery for an `events: "eventbridge"` backend.
+    The guardian's own resources are readied in the account and region of your credentials.
+    """
+    home = _Backend(session, stage, environ, stage.settings)
     plan = Plan()
-    backend.check_index_bucket_is_not_the_state_bucket()
-    backend.check_state_bucket(plan)
-    stream_arn = backend.check_lock_table(plan)
-    backend.check_topic(plan)
-    backend.check_event_bus(plan)
-    backend.check_guardian_table(plan)
-    backend.check_index_bucket(plan)
-    backend.check_secrets(plan)
+    for settings in stage.backends:
+        home.check_index_bucket_is_not_the_state_bucket(settings.state_bucket)
+    tables: set[tuple[str | None, str | None, str]] = set()
+    for settings in stage.backends:
+        backend = settings.backend
+        here = backend_session(session, role_arn=backend.role_arn, region=backend.region)
+        checks = _Backend(here, stage, environ, settings)
+        checks.check_state_bucket(plan)
+        if backend.events == EVENTBRIDGE:
+            checks.check_eventbridge_delivery(plan)
+        if settings.lock_table and (backend.account, backend.region, settings.lock_table) not in tables:
+            tables.add((backend.account, backend.region, settings.lock_table))
+            checks.check_lock_table(plan)
+    for settings in _distinct(stage.backends, "notify_topic_arn"):
+        _Backend(session, stage, environ, settings).check_topic(plan)
+    for settings in _distinct(stage.backends, "notify_event_bus"):
+        _Backend(session, stage, environ, settings).check_event_bus(plan)
+    home.check_alarm_topic(plan)
+    home.check_guardian_table(plan)
+    home.check_index_bucket(plan)
+    references: set[str] = set()
+    for settings in stage.backends:
+        _Backend(session, stage, environ, settings).check_secrets(plan, references)
     plan.carry_out(dry_run=dry_run, say=say)
-    if stream_arn is None and not dry_run:
-        stream_arn = backend.lock_table_stream_arn()
-    if stream_arn is None:
-        say(f"{DRY_RUN_PREFIX}the lock table's stream ARN is known once the stream is enabled")
-    elif stream_arn != stage.settings.lock_table_stream_arn:
-        plan.to_do.append(
-            f"set GUARDIAN_LOCK_TABLE_STREAM_ARN to {stream_arn} in stage {stage.stage!r} of {stage.path} "
-            f"(it says {stage.settings.lock_table_stream_arn}): chalice deploy subscribes on_lock_table_change "
-            "to the ARN set there"
-        )
     for item in plan.to_do:
         say(f"to do: {item}")
     return not plan.to_do
 
 
+def _distinct(backends: tuple[Settings, ...], setting: str) -> list[Settings]:
+    """One backend's settings for each distinct value of `setting` (a backend may override a channel's)."""
+    seen: dict[object, Settings] = {}
+    for settings in backends:
+        seen.setdefault(getattr(settings, setting), settings)
+    return [settings for value, settings in seen.items() if value]
+
+
 class _Backend:
     """The checks and changes, one method per resource; reads happen at once, writes only through the plan."""
 
-    def __init__(self, session: Session, stage: StageConfig, environ: Mapping[str, str]) -> None:
+    def __init__(self, session: Session, stage: StageConfig, environ: Mapping[str, str], settings: Settings) -> None:
         self._session = session
         self._stage = stage
-        self._settings = stage.settings
+        self._settings = settings
         self._environ = environ
         self._s3 = session.client("s3")
         self._dynamodb = session.client("dynamodb")
+
+    def check_eventbridge_delivery(self, plan: Plan) -> None:
+        """S3 sends the bucket's events to EventBridge: `EventBridgeConfiguration` merged into its notifications."""
+        bucket = self._settings.state_bucket
+        with aws_call(f"read the notifications of s3://{bucket}"):
+            current = dict(self._s3.get_bucket_notification_configuration(Bucket=bucket))
+        if "EventBridgeConfiguration" in current:
+            return
+
+        def enable() -> None:
+            with aws_call(f"send the events of s3://{bucket} to EventBridge"):
+                # Read again right before writing, so that a configuration added meanwhile is kept too.
+                latest = dict(self._s3.get_bucket_notification_configuration(Bucket=bucket))
+                self._s3.put_bucket_notification_configuration(
+                    Bucket=bucket,
+                    NotificationConfiguration=with_eventbridge(latest),  # type: ignore[arg-type]
+                )
+
+        plan.add(
+            f"s3://{bucket}: send its events to EventBridge (backend {self._settings.backend.name}; "
+            "its other notifications kept)",
+            enable,
+        )
+
+    def check_alarm_topic(self, plan: Plan) -> None:
+        """The SNS topic the guardian's alarms notify (`harden` wires them to it): subscribe to it yourself."""
+        name = alarm_topic_name(self._stage)
+        topic_arn = f"arn:aws:sns:{self._session.region_name}:{self._caller_account}:{name}"
+        self._plan_topic(
+            plan, topic_arn, name, f"sns: create the topic {name}, for the guardian's alarms (subscribe to it)"
+        )
 
     def check_state_bucket(self, plan: Plan) -> None:
         bucket = self._settings.state_bucket
@@ -111,8 +165,9 @@ class _Backend:
                 if error_code(exc) not in _NO_BUCKET:
                     raise
                 raise RefusedError(
-                    f"state bucket {bucket} does not exist: prepare never creates a team's state bucket; "
-                    "create it, or fix GUARDIAN_STATE_BUCKET"
+                    f"state bucket {bucket} of backend {self._settings.backend.name} does not exist: prepare never "
+                    "creates a team's state bucket; create it, or fix the backend's bucket (GUARDIAN_STATE_BUCKET or "
+                    "GUARDIAN_BACKENDS)"
                 ) from None
             versioning = self._s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
             encryption = self._bucket_encryption(bucket)
@@ -139,16 +194,18 @@ class _Backend:
                 lambda: self._put_public_access_block(bucket),
             )
 
-    def check_lock_table(self, plan: Plan) -> str | None:
-        """Plan the stream, if needed; the stream's ARN, or None until the planned stream exists."""
+    def check_lock_table(self, plan: Plan) -> None:
+        """Plan the stream, if needed (`harden` finds the stream's ARN by describing the table)."""
         table = self._settings.lock_table
+        if table is None:
+            return
         with aws_call(f"describe the lock table {table}"):
             try:
                 description = self._dynamodb.describe_table(TableName=table)["Table"]
             except self._dynamodb.exceptions.ResourceNotFoundException:
                 raise RefusedError(
-                    f"lock table {table} does not exist: prepare never creates a team's lock table; "
-                    "create it (or fix GUARDIAN_LOCK_TABLE)"
+                    f"lock table {table} of backend {self._settings.backend.name} does not exist: prepare never "
+                    "creates a team's lock table; create it (or fix the backend's lock table)"
                 ) from None
         stream = description.get("StreamSpecification", {})
         if not stream.get("StreamEnabled"):
@@ -156,7 +213,7 @@ class _Backend:
                 f"dynamodb table {table}: enable its stream with {LOCK_STREAM_VIEW_TYPE}",
                 lambda: self._enable_lock_stream(table),
             )
-            return None
+            return
         view = stream.get("StreamViewType")
         if view != LOCK_STREAM_VIEW_TYPE:
             raise RefusedError(
@@ -167,12 +224,6 @@ class _Backend:
                 f"`aws dynamodb update-table --table-name {table} --stream-specification StreamEnabled=false`, "
                 "then run prepare again"
             )
-        return description.get("LatestStreamArn")
-
-    def lock_table_stream_arn(self) -> str | None:
-        table = self._settings.lock_table
-        with aws_call(f"describe the lock table {table}"):
-            return self._dynamodb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
 
     def check_topic(self, plan: Plan) -> None:
         topic_arn = self._settings.notify_topic_arn
@@ -183,6 +234,10 @@ class _Backend:
             raise StageConfigError(f"GUARDIAN_NOTIFY_TOPIC_ARN {topic_arn!r} is not an SNS topic ARN")
         region, account, name = parts[3], parts[4], parts[5]
         self._refuse_unless_here("GUARDIAN_NOTIFY_TOPIC_ARN", account, region, "topic")
+        self._plan_topic(plan, topic_arn, name, f"sns: create the topic {name}")
+
+    def _plan_topic(self, plan: Plan, topic_arn: str, name: str, said: str) -> None:
+        """Plan creating the topic unless it exists."""
         sns = self._session.client("sns")
         with aws_call(f"read the topic {topic_arn}"):
             try:
@@ -195,7 +250,7 @@ class _Backend:
             with aws_call(f"create the topic {name}"):
                 sns.create_topic(Name=name)
 
-        plan.add(f"sns: create the topic {name}", create)
+        plan.add(said, create)
 
     def check_event_bus(self, plan: Plan) -> None:
         bus = self._settings.notify_event_bus
@@ -271,9 +326,9 @@ class _Backend:
 
         plan.add(f"dynamodb table {table}: expire items on {GUARDIAN_TABLE_TTL_ATTRIBUTE} (TTL is off)", enable_ttl)
 
-    def check_index_bucket_is_not_the_state_bucket(self) -> None:
+    def check_index_bucket_is_not_the_state_bucket(self, state_bucket: str) -> None:
         bucket = self._settings.index_bucket
-        if bucket is not None and bucket == self._settings.state_bucket:
+        if bucket is not None and bucket == state_bucket:
             raise RefusedError(
                 f"GUARDIAN_INDEX_BUCKET is the state bucket {bucket}: the indexes need a bucket of the guardian's own "
                 f"(its lifecycle rule expires everything under {INDEX_PREFIX}, and every index written would be an "
@@ -319,8 +374,12 @@ class _Backend:
                 lambda: self._put_lifecycle(bucket, [*others, wanted]),
             )
 
-    def check_secrets(self, plan: Plan) -> None:
+    def check_secrets(self, plan: Plan, seen: set[str]) -> None:
+        """The secrets this backend's channels read (each looked at once, however many backends share it)."""
         for reference in self._secret_references():
+            if str(reference) in seen:
+                continue
+            seen.add(str(reference))
             value = self._environ.get(reference.value_variable, "")
             if self._secret_exists(plan, reference):
                 continue

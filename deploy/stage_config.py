@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import SettingsError
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, backend_settings
 from deploy.errors import StageConfigError
 
 DEFAULT_CONFIG = Path(".chalice") / "config.json"
@@ -16,16 +16,29 @@ DEFAULT_CONFIG = Path(".chalice") / "config.json"
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One stage: its name, the app's name, and the settings its functions will run with."""
+    """One stage: its name, the app's name, and the settings of every backend its functions will watch.
+
+    `settings` is the first backend's: what the whole deployment shares (its table, index bucket, fan-out batch) is
+    read there; `backends` holds every backend's, in the order the config lists them (the first is `settings`).
+    """
 
     path: Path
     app_name: str
     stage: str
-    settings: Settings
+    backends: tuple[Settings, ...]
+
+    @property
+    def settings(self) -> Settings:
+        return self.backends[0]
+
+    @property
+    def prefix(self) -> str:
+        """What every resource Chalice or `harden` names for this stage starts with: `<app_name>-<stage>`."""
+        return f"{self.app_name}-{self.stage}"
 
     def function_name(self, handler: str) -> str:
         """The Lambda function Chalice deploys for `handler`: `<app_name>-<stage>-<handler>`."""
-        return f"{self.app_name}-{self.stage}-{handler}"
+        return f"{self.prefix}-{handler}"
 
 
 def load_stage(path: Path, stage: str) -> StageConfig:
@@ -45,13 +58,13 @@ def load_stage(path: Path, stage: str) -> StageConfig:
         **_strings(_mapping(stages[stage]).get("environment_variables"), path),
     }
     try:
-        settings = Settings.from_env(env)
+        backends = backend_settings(env)
     except SettingsError as exc:
         raise StageConfigError(f"stage {stage!r} of {path}: {exc}") from exc
     app_name = config.get("app_name")
     if not isinstance(app_name, str) or not app_name:
         raise StageConfigError(f"{path} has no app_name")
-    return StageConfig(path=path, app_name=app_name, stage=stage, settings=settings)
+    return StageConfig(path=path, app_name=app_name, stage=stage, backends=backends)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
         json_errors = args.json
-        api = Api(args.endpoint, region=args.region, profile=args.profile, act_as=args.act_as)
+        api = Api(args.endpoint, region=args.region, profile=args.profile, act_as=args.act_as, backend=args.backend)
         try:
             COMMANDS[args.command](api, args)
         except (KeyError, TypeError, AttributeError) as exc:  # JSON of another shape: another service, another API

@@ -34,6 +34,9 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="AWS profile to sign with (default $AWS_PROFILE, else the usual credentials)")  # fmt: skip
     parser.add_argument("--region", default=default(os.environ.get("AWS_REGION") or None),
                         help="region to sign for (default $AWS_REGION, else the profile's)")  # fmt: skip
+    parser.add_argument("--backend", metavar="NAME", default=default(os.environ.get("TFGUARDIAN_BACKEND") or None),
+                        help="the backend of the state (needed when the guardian watches several); for states, "
+                        "locks and events, only that backend's (default $TFGUARDIAN_BACKEND)")  # fmt: skip
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print the API's JSON answer; failures as JSON on stderr")  # fmt: skip
     parser.add_argument("--act-as", metavar="ARN", default=default(os.environ.get("TFGUARDIAN_ACT_AS") or None),

@@ -36,9 +36,16 @@ class Api:
     """The guardian's REST API at `endpoint`; `profile` and `region` pick the credentials that sign for it."""
 
     def __init__(
-        self, endpoint: str, *, region: str | None = None, profile: str | None = None, act_as: str | None = None
+        self,
+        endpoint: str,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        act_as: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.backend = backend  # sent as `backend=` on every call: a state's backend, or the one fleet answers cover
         self.region = region
         self.profile = profile
         self.act_as = act_as
@@ -47,6 +54,8 @@ class Api:
     def call(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
              headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
         """The answer's JSON object; raises `RefusedError`, `NotFoundError`, `UnreachableError` or `FailedError`."""
+        if self.backend:
+            query = {**(query or {}), "backend": self.backend}
         url = self.endpoint + path + (("?" + urlencode(query)) if query else "")
         data = json.dumps(body).encode() if body is not None else None
         all_headers = {"Content-Type": "application/json", **(headers or {})}

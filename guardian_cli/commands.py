@@ -48,7 +48,12 @@ def states(api: Api, args: argparse.Namespace) -> None:
     columns = [("key", "key"), ("workspace", "workspace"), ("serial", "serial"), ("last_written_at", "written at"),
                ("who", "written by"), ("resource_count", "resources"), ("terraform_version", "terraform"),
                ("holder", "locked by")]  # fmt: skip
-    print_answer(args, answer, table(rows, columns))
+    print_answer(args, answer, table(rows, _with_backend(columns, rows)))
+
+
+def _with_backend(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A backend column first where the rows come from more than one backend."""
+    return [("backend", "backend"), *columns] if len({row.get("backend") for row in rows}) > 1 else columns
 
 
 def versions(api: Api, args: argparse.Namespace) -> None:
@@ -141,7 +146,7 @@ def locks(api: Api, args: argparse.Namespace) -> None:
         row["age"] = duration(row["age_s"]) if isinstance(row.get("age_s"), int | float) else None
     columns = [("key", "key"), ("source", "source"), ("id", "lock id"), ("who", "held by"),
                ("operation", "operation"), ("age", "age"), ("verdict", "verdict")]  # fmt: skip
-    print_answer(args, answer, table(rows, columns))
+    print_answer(args, answer, table(rows, _with_backend(columns, rows)))
 
 
 def unlock(api: Api, args: argparse.Namespace) -> None:

@@ -13,12 +13,19 @@ from types import FrameType
 from chalicelib.observability import logger as guardian_logger
 from local_stack.backend_blocks import backend_block_legacy, backend_block_modern
 from local_stack.emulator import EmulatorStartError, PortInUseError
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalBackend, LocalStack, StackOptions
 
 DEFAULT_AWS_PORT = 5055
 DEFAULT_API_PORT = 8055
 DEFAULT_PAGE_PORT = 8056
 WORK_DIR = Path(".local")
+# Three backends, as a platform team's guardian watches them: two buckets sharing one lock table, and one whose states
+# lock with `.tflock` lockfiles only and whose events come through EventBridge.
+BACKENDS = (
+    LocalBackend("main", "tfstate-guardian-local", "tfstate-guardian-locks"),
+    LocalBackend("staging", "tfstate-guardian-local-staging", "tfstate-guardian-locks"),
+    LocalBackend("lockfiles", "tfstate-guardian-local-lockfiles", None, events="eventbridge"),
+)
 
 
 def _port(name: str, default: int) -> int:
@@ -44,6 +51,16 @@ def cli_instructions(api_url: str | None) -> str:
 """
 
 
+def _backends_table() -> str:
+    """One line per backend: its bucket, how its states lock, how its events come."""
+    lines = []
+    for backend in BACKENDS:
+        locking = f"lock table {backend.lock_table}" if backend.lock_table else "lockfiles only (use_lockfile = true)"
+        events = "EventBridge" if backend.events == "eventbridge" else "S3 notifications"
+        lines.append(f"  {backend.name:<10} s3://{backend.bucket}  ({locking}; events: {events})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     aws_port = _port("GUARDIAN_AWS_PORT", DEFAULT_AWS_PORT)
     api_port = _port("GUARDIAN_API_PORT", DEFAULT_API_PORT)
@@ -66,6 +83,7 @@ def main() -> int:
             api_port=api_port,
             page_port=page_port,
             schedule_interval_s=float(os.environ.get("GUARDIAN_SCHEDULE_INTERVAL_S", "10")),
+            backends=BACKENDS,
         )
     )
     stopping = threading.Event()
@@ -89,17 +107,17 @@ def main() -> int:
     terminal.write(
         f"""
 AWS emulator (moto):  {stack.endpoint}
-State bucket:         s3://{stack.resources.state_bucket}  (versioned, encrypted)
-Lock table:           {stack.resources.lock_table}  (stream: NEW_AND_OLD_IMAGES)
+Backends:
+{_backends_table()}
 REST API:             {stack.api_url}
 Status page:          {stack.page_url}
 Notifications:        this console, and JSON lines in {notify_file}
 Guardian log:         {log_path}
 
-Backend block for Terraform >= 1.6:
+Backend block for Terraform >= 1.6 (backend "main"; for the others, change bucket and lock settings):
 
 {backend_block_modern(stack.endpoint, stack.resources)}
-Backend block for Terraform 1.0 to 1.5:
+Backend block for Terraform 1.0 to 1.5 (backend "main"):
 
 {backend_block_legacy(stack.endpoint, stack.resources)}
 {cli_instructions(stack.api_url)}

@@ -8,17 +8,25 @@ EXAMPLE_KEY = "demo/terraform.tfstate"
 
 
 def backend_block_modern(
-    endpoint: str, resources: Resources, key: str = EXAMPLE_KEY, *, dynamodb: bool = True, lockfile: bool = False
+    endpoint: str,
+    resources: Resources,
+    key: str = EXAMPLE_KEY,
+    *,
+    dynamodb: bool = True,
+    lockfile: bool = False,
+    bucket: str | None = None,
+    lock_table: str | None = None,
 ) -> str:
-    """For Terraform 1.6 and later (`endpoints`, `use_path_style`); lockfiles need Terraform 1.10 or later."""
-    locking = f'    dynamodb_table = "{resources.lock_table}"\n' if dynamodb else ""
+    """For Terraform 1.6 and later (`endpoints`, `use_path_style`); lockfiles need Terraform 1.10 or later. `bucket`
+    and `lock_table` name another backend of the stack than its first."""
+    locking = f'    dynamodb_table = "{lock_table or resources.lock_table}"\n' if dynamodb else ""
     if lockfile:
         locking += "    use_lockfile   = true\n"
     else:
         locking += "    # use_lockfile = true  # Terraform >= 1.10: lock with an S3 lockfile too (or instead)\n"
     return f"""terraform {{
   backend "s3" {{
-    bucket         = "{resources.state_bucket}"
+    bucket         = "{bucket or resources.state_bucket}"
     key            = "{key}"
     region         = "{resources.region}"
 {locking}    encrypt        = true
@@ -39,15 +47,24 @@ def backend_block_modern(
 """
 
 
-def backend_block_legacy(endpoint: str, resources: Resources, key: str = EXAMPLE_KEY) -> str:
-    """For Terraform 1.0 to 1.5 (`endpoint`, `dynamodb_endpoint`, `force_path_style`)."""
+def backend_block_legacy(
+    endpoint: str,
+    resources: Resources,
+    key: str = EXAMPLE_KEY,
+    *,
+    dynamodb: bool = True,
+    bucket: str | None = None,
+    lock_table: str | None = None,
+) -> str:
+    """For Terraform 1.0 to 1.5 (`endpoint`, `dynamodb_endpoint`, `force_path_style`); without `dynamodb`, a backend
+    of lockfiles only, which these versions cannot take: they write its states without a lock."""
+    locking = f'    dynamodb_table = "{lock_table or resources.lock_table}"\n' if dynamodb else ""
     return f"""terraform {{
   backend "s3" {{
-    bucket         = "{resources.state_bucket}"
+    bucket         = "{bucket or resources.state_bucket}"
     key            = "{key}"
     region         = "{resources.region}"
-    dynamodb_table = "{resources.lock_table}"
-    encrypt        = true
+{locking}    encrypt        = true
     access_key     = "test"
     secret_key     = "test"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +20,38 @@ from chalice.config import Config
 from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
 from chalicelib import composition
-from chalicelib.settings import Settings, load_settings
+from chalicelib.domain.backends import DEFAULT_NAME, EVENTBRIDGE, S3_NOTIFICATIONS
+from chalicelib.settings import backend_settings, load_settings
 from guardian_cli.ui_server import ListenError, UiServer, Upstream
 from local_stack.acting import ActingRequestHandler
+from local_stack.bridge_source import bridge_event
 from local_stack.emulator import HOST, MotoServer, PortInUseError, check_port_free, free_port
-from local_stack.lambda_runtime import AppHandlers, invoke
-from local_stack.provision import Resources, provision
+from local_stack.lambda_runtime import AppHandlers, LocalFanOut, invoke
+from local_stack.provision import Resources, provision, provision_backend
 from local_stack.s3_source import VersionWatcher
 from local_stack.stream_source import BATCH_SIZE, StreamPoller, is_unchanged_modify, without_local_fields
 
 REGION = "us-east-1"
 S3_ATTEMPTS = 3  # Lambda tries an asynchronous (S3) invocation three times
 STREAM_ATTEMPTS = 5  # Lambda would retry a stream batch for a day; locally the stack moves on sooner
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """One backend of the local stack: its bucket, its lock table (None: lockfiles only), how its events come."""
+
+    name: str
+    bucket: str
+    lock_table: str | None = None
+    events: str = S3_NOTIFICATIONS
+    settings: Mapping[str, str] = field(default_factory=dict)  # its own GUARDIAN_* settings
+
+    def entry(self) -> dict[str, Any]:
+        """Its entry in `GUARDIAN_BACKENDS`."""
+        entry: dict[str, Any] = {"name": self.name, "bucket": self.bucket, "events": self.events}
+        if self.lock_table:
+            entry["lock_table"] = self.lock_table
+        return entry | ({"settings": dict(self.settings)} if self.settings else {})
 
 
 @dataclass
@@ -54,6 +75,8 @@ class StackOptions:
     schedule_interval_s: float = 10.0
     app_module: str = "app"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Several backends (`GUARDIAN_BACKENDS`); none: the one of `state_bucket` and `lock_table`, as a lone deployment.
+    backends: tuple[LocalBackend, ...] = ()
 
 
 S3_EVENTS_PER_ROUND = 20
@@ -72,8 +95,8 @@ class LocalStack:
         self.page_url: str | None = None
         self._page_server: UiServer | None = None
         self._handlers: AppHandlers | None = None
-        self._watcher: VersionWatcher | None = None
-        self._poller: StreamPoller | None = None
+        self._watchers: list[tuple[VersionWatcher, LocalBackend]] = []
+        self._pollers: list[StreamPoller] = []
         self._s3_queue: deque[tuple[dict[str, Any], int]] = deque()
         self._stream_attempts = 0
         self._stop = threading.Event()
@@ -96,25 +119,41 @@ class LocalStack:
             self.endpoint = self.emulator.endpoint
         self._point_at_emulator()
         session = boto3.session.Session()
+        first = self.backends[0]
         self.resources = provision(
             session,
-            state_bucket=options.state_bucket,
-            lock_table=options.lock_table,
+            state_bucket=first.bucket,
+            lock_table=first.lock_table or options.lock_table,
             guardian_table=options.guardian_table,
             topic=options.topic,
             index_bucket=options.index_bucket,
         )
+        streams = {self.resources.lock_table: self.resources.lock_table_stream_arn}
+        for backend in options.backends[1:]:
+            stream_arn = provision_backend(session, backend.bucket, backend.lock_table)
+            if backend.lock_table and stream_arn:
+                streams[backend.lock_table] = stream_arn
         self._configure_guardian(self.resources)
-        # What the bucket held before the guardian watched it: recorded now, as the scheduled backfill would.
-        composition.container().backfill.run()
-        self._watcher = VersionWatcher(session.client("s3"), self.resources.state_bucket, REGION, "tfstate-guardian")
-        self._watcher.baseline()
-        self._poller = StreamPoller(session.client("dynamodbstreams"), self.resources.lock_table_stream_arn, REGION)
-        self._poller.baseline()
+        # What the buckets held before the guardian watched them: recorded now, as the scheduled backfill would.
+        for container in composition.container().backends.values():
+            container.backfill.run()
+        for backend in self.backends:
+            watcher = VersionWatcher(session.client("s3"), backend.bucket, REGION, "tfstate-guardian")
+            watcher.baseline()
+            self._watchers.append((watcher, backend))
+        for stream_arn in streams.values():
+            poller = StreamPoller(session.client("dynamodbstreams"), stream_arn, REGION)
+            poller.baseline()
+            self._pollers.append(poller)
         if options.api_port is not None or options.page_port is not None:
             self._start_api(options.api_port if options.api_port is not None else free_port())
         if options.page_port is not None:
             self._start_page(options.page_port)
+
+    @property
+    def backends(self) -> tuple[LocalBackend, ...]:
+        options = self.options
+        return options.backends or (LocalBackend(DEFAULT_NAME, options.state_bucket, options.lock_table),)
 
     def _point_at_emulator(self) -> None:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -128,8 +167,14 @@ class LocalStack:
         )
 
     def _configure_guardian(self, resources: Resources) -> None:
+        env = resources.guardian_env()
+        for name in ("GUARDIAN_BACKENDS", "GUARDIAN_BACKENDS_FILE", "GUARDIAN_STATE_BUCKET", "GUARDIAN_LOCK_TABLE"):
+            os.environ.pop(name, None)  # a stack started before in this process may have set them
+        if self.options.backends:
+            del env["GUARDIAN_STATE_BUCKET"], env["GUARDIAN_LOCK_TABLE"]
+            env["GUARDIAN_BACKENDS"] = json.dumps([backend.entry() for backend in self.options.backends])
         os.environ.update(
-            resources.guardian_env(),
+            env,
             GUARDIAN_NOTIFY_FILE=str(self.options.notify_file),
             GUARDIAN_NOTIFY_CONSOLE="true" if self.options.console else "false",
             # Messages link to each state's page where this stack serves one.
@@ -139,7 +184,10 @@ class LocalStack:
         load_settings.cache_clear()
         self.app = importlib.import_module(self.options.app_module)
         self._handlers = AppHandlers.of(self.app)
-        composition.install(composition.Container(Settings.from_env(), console=self.options.console))
+        guardian = composition.Guardian.of(backend_settings(), console=self.options.console)
+        # A schedule's invocation hands each backend to an invocation of its own, as the deployed one does.
+        guardian.fan_out = LocalFanOut(self._handlers, self.options.log)
+        composition.install(guardian)
 
     def _start_api(self, port: int) -> None:
         assert self.app is not None
@@ -175,9 +223,19 @@ class LocalStack:
             # Stream records first: a lock is taken before the state write it covers.
             return self._pump_stream() + self._pump_s3(max_s3_events)
 
+    def _poll_buckets(self) -> list[dict[str, Any]]:
+        """Each bucket's changes, as its backend receives them: S3 notifications, or EventBridge's events."""
+        events: list[dict[str, Any]] = []
+        for watcher, backend in self._watchers:
+            for event in watcher.poll():
+                delivered = bridge_event(event, REGION) if backend.events == EVENTBRIDGE else event
+                if delivered is not None:
+                    events.append(delivered)
+        return events
+
     def _pump_s3(self, limit: int | None) -> int:
-        assert self._watcher is not None and self._handlers is not None
-        self._s3_queue.extend((event, 0) for event in self._watcher.poll())
+        assert self._handlers is not None
+        self._s3_queue.extend((event, 0) for event in self._poll_buckets())
         invocations = 0
         waiting = len(self._s3_queue)
         for _ in range(waiting if limit is None else min(limit, waiting)):
@@ -193,8 +251,11 @@ class LocalStack:
         return invocations
 
     def _pump_stream(self) -> int:
-        assert self._poller is not None and self._handlers is not None
-        records = self._poller.poll()
+        return sum(self._pump_one_stream(poller) for poller in self._pollers)
+
+    def _pump_one_stream(self, poller: StreamPoller) -> int:
+        assert self._handlers is not None
+        records = poller.poll()
         invocations = 0
         for start in range(0, len(records), BATCH_SIZE):
             batch = records[start : start + BATCH_SIZE]
@@ -210,22 +271,23 @@ class LocalStack:
                     break  # the same batch again on the next pump, as Lambda retries a stream batch
                 self._report(f"skipped a stream batch after {STREAM_ATTEMPTS} failed attempts")
             self._stream_attempts = 0
-            self._poller.acknowledge(batch)
+            poller.acknowledge(batch)
         return invocations
 
     def take_events(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The S3 events and stream batches waiting, taken out of the stack for a caller to deliver by hand (as a
         test that stops an invocation half-way does); `pump` will not deliver them again."""
-        assert self._watcher is not None and self._poller is not None
         with self._pump_lock:
-            records = self._poller.poll()
-            self._poller.acknowledge(records)
-            batches = [
-                {"Records": [without_local_fields(r) for r in records[start : start + BATCH_SIZE]
-                             if not is_unchanged_modify(r)]}
-                for start in range(0, len(records), BATCH_SIZE)
-            ]  # fmt: skip
-            return self._watcher.poll(), [batch for batch in batches if batch["Records"]]
+            batches = []
+            for poller in self._pollers:
+                records = poller.poll()
+                poller.acknowledge(records)
+                batches += [
+                    {"Records": [without_local_fields(r) for r in records[start : start + BATCH_SIZE]
+                                 if not is_unchanged_modify(r)]}
+                    for start in range(0, len(records), BATCH_SIZE)
+                ]  # fmt: skip
+            return self._poll_buckets(), [batch for batch in batches if batch["Records"]]
 
     def run_scheduled(self) -> int:
         """Run every scheduled job once, with a scheduled event in the EventBridge shape."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import math
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from deploy.stream_records import lambda_record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -71,25 +70,8 @@ class StreamPoller:
         return records
 
     def _lambda_record(self, record: dict[str, Any], shard_id: str) -> dict[str, Any]:
-        body = dict(record["dynamodb"])
-        created = body.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            body["ApproximateCreationDateTime"] = math.floor(created.timestamp())
-        elif isinstance(created, (int, float)):
-            body["ApproximateCreationDateTime"] = math.floor(created)
-        for image in ("Keys", "NewImage", "OldImage"):
-            if image in body:
-                body[image] = _wire_attributes(body[image])
-        return {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": self._region,
-            "dynamodb": body,
-            "eventSourceARN": self.stream_arn,
-            "_shard_id": shard_id,
-        }
+        # The emulator's records say eventVersion 1.0; AWS's (and so Lambda's) say 1.1.
+        return {**lambda_record(record, self.stream_arn, self._region), "eventVersion": "1.1", "_shard_id": shard_id}
 
 
 def is_unchanged_modify(record: dict[str, Any]) -> bool:
@@ -100,14 +82,3 @@ def is_unchanged_modify(record: dict[str, Any]) -> bool:
 
 def without_local_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in record.items() if not name.startswith("_")}
-
-
-def _wire_attributes(value: Any) -> Any:
-    # The client decodes binary attributes to bytes; Lambda delivers them base64-encoded.
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dict):
-        return {name: _wire_attributes(item) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_wire_attributes(item) for item in value]
-    return value

@@ -20,7 +20,7 @@ from aws_lambda_powertools import Metrics
 from chalice.app import EventSourceHandler
 from chalice.local import LocalGateway
 
-from chalicelib import composition
+from chalicelib import composition, observability
 from chalicelib.observability import SERVICE, logger
 from chalicelib.services.notifier import Notifier
 from chalicelib.settings import Settings
@@ -65,15 +65,21 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
     level = service_logger.level
     service_logger.addHandler(handler)
     service_logger.setLevel(logging.DEBUG)  # debug lines must not leak either
-    notify, flush, handle_request = Notifier.notify, Metrics.flush_metrics, LocalGateway.handle_request
+    notify_all, flush, handle_request = Notifier.notify_all, Metrics.flush_metrics, LocalGateway.handle_request
+    emit = observability.emit
 
-    def watched_notify(self: Notifier, notification: Any) -> None:
-        _SURFACES.append(("notification", json.dumps(notification.to_dict())))
-        notify(self, notification)
+    def watched_notify_all(self: Notifier, notifications: Any) -> None:  # `notify` sends through it too
+        for notification in notifications:
+            _SURFACES.append(("notification", json.dumps(notification.to_dict())))
+        notify_all(self, notifications)
 
     def watched_flush(self: Metrics, *args: Any, **kwargs: Any) -> None:
         _SURFACES.append(("metrics", json.dumps(self.serialize_metric_set())))
         flush(self, *args, **kwargs)
+
+    def watched_emit(record: object) -> None:  # the counts with dimensions, each an EMF record of its own
+        _SURFACES.append(("metrics", json.dumps(record)))
+        emit(record)
 
     def watched_request(self: LocalGateway, *args: Any, **kwargs: Any) -> Any:
         # Every API answer, whether from `chalice.test.Client` or the local stack's server, goes through here.
@@ -84,11 +90,13 @@ def _watch_what_the_guardian_says() -> Iterator[None]:
         _SURFACES.append(("api response", body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)))
         return response
 
-    Notifier.notify = watched_notify  # type: ignore[method-assign]
+    Notifier.notify_all = watched_notify_all  # type: ignore[method-assign]
     Metrics.flush_metrics = watched_flush  # type: ignore[method-assign]
+    observability.emit = watched_emit
     LocalGateway.handle_request = watched_request  # type: ignore[method-assign]
     yield
-    Notifier.notify, Metrics.flush_metrics = notify, flush  # type: ignore[method-assign]
+    Notifier.notify_all, Metrics.flush_metrics = notify_all, flush  # type: ignore[method-assign]
+    observability.emit = emit
     LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
     service_logger.removeHandler(handler)
     service_logger.setLevel(level)
@@ -117,27 +125,42 @@ def _record_aws_calls() -> Iterator[None]:
         return running(API_FUNCTION, handle_request, self, *args, **kwargs)
 
     def event_as_its_function(self: EventSourceHandler, event: Any, context: Any) -> Any:
-        return running(self.func.__name__, call_handler, self, event, context)
+        func = getattr(self.func, "_original_func", self.func)  # `@app.lambda_function`'s are wrapped once more
+        return running(func.__name__, call_handler, self, event, context)
 
     def submit_in_context(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
 
-    def recorded_session(self: composition.Container) -> boto3.session.Session:
-        settings = self.settings
-
+    def recorder(settings: Any) -> Any:
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
             kept = {name: value for name, value in params.items() if name != "Body"}
-            call = AwsCall(_RUNNING_FUNCTION.get(), model.service_model.service_name, model.name, kept, settings)
+            owner = _backend_of_call(kept, settings)
+            call = AwsCall(_RUNNING_FUNCTION.get(), model.service_model.service_name, model.name, kept, owner)
             AWS_CALLS.append(call)
 
+        return record
+
+    def recorded_session(self: composition.Container) -> boto3.session.Session:
         session = boto3.session.Session()
-        session.events.register("before-parameter-build", record)
+        session.events.register("before-parameter-build", recorder(self.settings))
         return session
 
     original_session = composition.Container.__dict__["_session"]
     recording = functools.cached_property(recorded_session)
     recording.__set_name__(composition.Container, "_session")
     composition.Container._session = recording  # type: ignore[assignment]
+    # A backend elsewhere (another region, another account's role) is reached with a session of its own: recorded too.
+    original_backend_session = composition.Container.__dict__["_backend_session"]
+
+    def recorded_backend_session(self: composition.Container) -> boto3.session.Session:
+        session: boto3.session.Session = original_backend_session.func(self)
+        if session is not self._session:
+            session.events.register("before-parameter-build", recorder(self.settings))
+        return session
+
+    backend_recording = functools.cached_property(recorded_backend_session)
+    backend_recording.__set_name__(composition.Container, "_backend_session")
+    composition.Container._backend_session = backend_recording  # type: ignore[assignment]
     LocalGateway.handle_request = request_as_api  # type: ignore[method-assign]
     EventSourceHandler.__call__ = event_as_its_function  # type: ignore[method-assign]
     ThreadPoolExecutor.submit = submit_in_context  # type: ignore[method-assign,assignment]
@@ -146,6 +169,22 @@ def _record_aws_calls() -> Iterator[None]:
     EventSourceHandler.__call__ = call_handler  # type: ignore[method-assign]
     LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
     composition.Container._session = original_session  # type: ignore[method-assign]
+    composition.Container._backend_session = original_backend_session  # type: ignore[method-assign]
+
+
+def _backend_of_call(params: dict[str, Any], settings: Settings) -> Settings:
+    """The settings of the backend a call is about: the backends of a guardian share its clients, so the one whose
+    bucket the call names (as `Bucket`, or at the head of a lock item's key) rather than the client's owner."""
+    guardian = composition._installed  # the guardian running now, whichever test installed it
+    if guardian is None or len(guardian.backends) == 1:
+        return settings
+    text = json.dumps(params, default=str)
+    named = [
+        backend.settings
+        for backend in guardian.backends.values()
+        if params.get("Bucket") == backend.settings.state_bucket or f'"{backend.settings.state_bucket}/' in text
+    ]
+    return max(named, key=lambda found: len(found.state_bucket)) if named else settings
 
 
 @pytest.fixture(autouse=True)

@@ -15,19 +15,21 @@ from typing import Any
 import pytest
 from chalice.config import Config
 
+from chalicelib.domain.backends import Backend
 from chalicelib.services.notifier import LAMBDA_TIMEOUT_S, LEASE_S
-from chalicelib.settings import Settings
-from deploy.harden import STREAM_HANDLER, dead_letter_queue_name
+from chalicelib.settings import Settings, backend_settings
 from deploy.resource_shapes import INDEX_PREFIX
-from deploy.stage_config import load_stage
+from deploy.sources import S3_HANDLER, STREAM_HANDLER, s3_queue_name, stream_queue_name
+from deploy.stage_config import StageConfig, load_stage
 from tests.conftest import API_FUNCTION, AWS_CALLS, AwsCall
+from tests.support.app_functions import deployed_functions, handlers
+from tests.support.app_functions import kind_of as _kind
+from tests.support.iam_policies import Request, allows, applies, as_list, denied
 
 ROOT = Path(__file__).resolve().parents[1]
 CHALICE = ROOT / ".chalice"
 CONFIG = json.loads((CHALICE / "config.json").read_text())
 STAGES = sorted(CONFIG["stages"])
-# Chalice's decorators that each deploy a function of their own; every route shares the one API function.
-EVENT_DECORATORS = {"on_s3_event", "on_dynamodb_record", "schedule", "on_sns_message", "on_sqs_message", "on_cw_event"}
 STATE_EVENTS, LOCK_EVENTS, DIGESTS, REAPER, BACKFILL = (
     "on_state_object_event",
     "on_lock_table_change",
@@ -45,10 +47,14 @@ CHANNEL_ACTIONS = {
     "secretsmanager:GetSecretValue",
     "kms:Decrypt",
 }
+# Grants the emulator cannot exercise, each checked on exactly its resource by a test of its own below: assuming a
+# backend's role in another account, and a schedule invoking its own function once per batch of backends.
+EXACT_ACTIONS = {"sts:AssumeRole", "lambda:InvokeFunction"}
 # Grants that Lambda itself uses with the function's role, never the guardian's code: no call of a run shows them.
 LAMBDA_USES = {
-    "LockTableStream": "the event source mapping reads the lock table's stream",
-    "StreamDeadLetterQueue": "the event source mapping sends a batch that keeps failing to `harden`'s queue",
+    "LockTableStream": "the event source mappings read the lock tables' streams",
+    "StreamDeadLetterQueue": "the event source mappings send a batch that keeps failing to `harden`'s queue",
+    "FailedEventQueue": "Lambda sends an S3 event the handler kept failing on to its on-failure destination",
     "Logs": "the runtime writes the function's logs",
 }
 # The delivery ledger every function keeps in the guardian's table as it notifies: claims (a transaction of puts),
@@ -63,45 +69,22 @@ TRANSACT_ACTIONS = {
 }
 
 
-def handlers() -> list[tuple[str, ast.Call | ast.expr]]:
-    """Each handler function of app.py with the Chalice decorator that deploys it."""
-    found = []
-    for node in ast.parse((ROOT / "app.py").read_text()).body:
-        if isinstance(node, ast.FunctionDef):
-            for decorator in node.decorator_list:
-                target = decorator.func if isinstance(decorator, ast.Call) else decorator
-                if isinstance(target, ast.Attribute):
-                    found.append((node.name, decorator))
-    return found
-
-
-def deployed_functions() -> list[str]:
-    """The functions app.py deploys, read from its decorators."""
-    names = set()
-    for name, decorator in handlers():
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        kind = target.attr if isinstance(target, ast.Attribute) else ""
-        names |= {name} if kind in EVENT_DECORATORS else {API_FUNCTION} if kind == "route" else set()
-    return sorted(names)
-
-
 FUNCTIONS = deployed_functions()
 # The backfill records what the bucket held before the guardian watched it: it announces nothing, so it has no
 # channel and no delivery ledger (a call to either, were it to make one, fails the run's check of its calls).
 NOTIFIERS = sorted(set(FUNCTIONS) - {BACKFILL})
+# The scheduled functions, which hand each batch of backends to an invocation of their own when there are several.
+SCHEDULED = sorted(name for name, decorator in handlers() if _kind(decorator) == "schedule")
+# Every function but the stream handler reads the backends' buckets; the stream's records say all it needs.
+BACKEND_READERS = sorted(set(FUNCTIONS) - {LOCK_EVENTS})
 
 
-@dataclass(frozen=True)
-class Request:
-    """What IAM authorizes for one call, or for one table's items of a batch: an action on a resource, in a context."""
-
-    action: str
-    resource: str
-    leading_keys: tuple[str, ...] | None = None  # `dynamodb:LeadingKeys`: the partition keys of the items touched
-
-    def __str__(self) -> str:
-        keys = "" if self.leading_keys is None else f" with dynamodb:LeadingKeys {list(self.leading_keys)}"
-        return f"{self.action} on {self.resource}{keys}"
+def home_of(env: dict[str, str]) -> tuple[str, str]:
+    """The stage's own region and account, as its topic's ARN names them (Chalice deploys where the credentials are)."""
+    topic = env.get("GUARDIAN_NOTIFY_TOPIC_ARN", "")
+    parts = topic.split(":")
+    assert len(parts) == 6 and parts[2] == "sns", "the checker reads the stage's region and account from its topic"
+    return parts[3], parts[4]
 
 
 @dataclass(frozen=True)
@@ -119,32 +102,55 @@ class Stage:
 
     @cached_property
     def region(self) -> str:
-        return self.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":")[3]
+        return home_of(self.env)[0]
 
     @cached_property
     def account(self) -> str:
-        return self.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":")[4]
+        return home_of(self.env)[1]
+
+    @cached_property
+    def backends(self) -> tuple[Settings, ...]:
+        return backend_settings(self.env)
+
+    @cached_property
+    def direct(self) -> tuple[Backend, ...]:
+        """The backends the functions reach with their own role; the others through a role of the backend's."""
+        return tuple(settings.backend for settings in self.backends if settings.backend.role_arn is None)
+
+    @cached_property
+    def roles(self) -> frozenset[str]:
+        return frozenset(settings.backend.role_arn for settings in self.backends if settings.backend.role_arn)
 
     @property
-    def bucket(self) -> str:
-        return self.env["GUARDIAN_STATE_BUCKET"]
+    def fans_out(self) -> bool:
+        """More backends than one invocation takes: each schedule invokes its own function once per batch."""
+        return len(self.backends) > self.backends[0].fan_out_batch
+
+    @property
+    def buckets(self) -> list[str]:
+        return [backend.bucket for backend in self.direct]
 
     @property
     def index_bucket(self) -> str:
         return self.env["GUARDIAN_INDEX_BUCKET"]
 
-    def object_arn(self, key: str) -> str:
-        return f"arn:aws:s3:::{self.bucket}/{key}"
+    def object_arn(self, key: str, bucket: str | None = None) -> str:
+        return f"arn:aws:s3:::{bucket or self.buckets[0]}/{key}"
 
     def index_arn(self, key: str) -> str:
         return f"arn:aws:s3:::{self.index_bucket}/{INDEX_PREFIX}{key}"
 
-    def table_arn(self, table: str) -> str:
-        return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{table}"
+    def table_arn(self, table: str, backend: Backend | None = None) -> str:
+        region = (backend.region if backend else None) or self.region
+        account = (backend.account if backend else None) or self.account
+        return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
 
-    @property
-    def lock_table_arn(self) -> str:
-        return self.table_arn(self.env["GUARDIAN_LOCK_TABLE"])
+    def lock_table_arns(self) -> set[str]:
+        return {self.table_arn(b.lock_table, b) for b in self.direct if b.lock_table}
+
+    def stream_arns(self) -> set[str]:
+        """Each lock table's stream: its label is DynamoDB's to choose when `prepare` enables it, so any of its."""
+        return {f"{arn}/stream/*" for arn in self.lock_table_arns()}
 
     @property
     def guardian_table_arn(self) -> str:
@@ -153,13 +159,26 @@ class Stage:
     def event_bus_arn(self, bus: str) -> str:
         return bus if bus.startswith("arn:") else f"arn:aws:events:{self.region}:{self.account}:event-bus/{bus}"
 
+    def function_name(self, function: str) -> str:
+        # Chalice names the API function `<app>-<stage>` and every other one `<app>-<stage>-<handler>`.
+        return f"{CONFIG['app_name']}-{self.name}" + ("" if function == API_FUNCTION else f"-{function}")
+
+    def function_arn(self, function: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(function)}"
+
+    @cached_property
+    def config(self) -> StageConfig:
+        """The stage as the deploy commands read it."""
+        return load_stage(CHALICE / "config.json", self.name)
+
+    def queue_arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
+
     def chalice_config(self, function: str) -> Config:
         return Config(chalice_stage=self.name, function_name=function, config_from_disk=CONFIG)
 
     def log_group_arn(self, function: str) -> str:
-        # Chalice names the API function `<app>-<stage>` and every other one `<app>-<stage>-<handler>`.
-        name = f"{CONFIG['app_name']}-{self.name}" + ("" if function == API_FUNCTION else f"-{function}")
-        return f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/lambda/{name}:*"
+        return f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/lambda/{self.function_name(function)}:*"
 
     def policy_path(self, function: str) -> Path:
         return CHALICE / self.chalice_config(function).iam_policy_file
@@ -183,14 +202,25 @@ def _read_policy(path: Path) -> dict[str, Any]:
 
 
 def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
-    """The requests IAM authorizes for `call`, had this stage's function made it.
+    """The requests IAM authorizes for `call`, had this stage's function made it for any of its backends.
 
-    The run's own bucket, tables and channels (those of the calling container's settings) stand for the stage's;
-    anything else keeps its name, and so is denied.
+    The run's own bucket and lock table stand for each backend's that the stage's functions reach with their own
+    role (so the call must be allowed on every one of them), its guardian table, index bucket and channels for the
+    stage's; anything else keeps its name, and so is denied. A backend reached through a role of its own is the
+    role's policy's business, in the backend's account: the function's policy only lets it assume that role.
     """
+    found: list[Request] = []
+    for backend in stage.direct or (None,):
+        found += [request for request in _requests_for(call, stage, backend) if request not in found]
+    return found
+
+
+def _requests_for(call: AwsCall, stage: Stage, backend: Backend | None) -> list[Request]:
     own, params = call.settings, call.params
     if call.service == "s3":
-        buckets = {own.state_bucket: stage.bucket, own.index_bucket: stage.index_bucket}
+        buckets = {own.index_bucket: stage.index_bucket}
+        if backend is not None:
+            buckets[own.state_bucket] = backend.bucket
         bucket = buckets.get(params["Bucket"], params["Bucket"])
         bucket_arn, versioned = f"arn:aws:s3:::{bucket}", bool(params.get("VersionId"))
         object_arn = f"{bucket_arn}/{params.get('Key', '')}"
@@ -208,7 +238,7 @@ def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
         if call.operation == "ListObjectsV2":
             return [Request("s3:ListBucket", bucket_arn)]
     if call.service == "dynamodb":
-        return _dynamodb_requests(call, stage)
+        return _dynamodb_requests(call, stage, backend)
     # A channel the stage does not configure is never called there; each one it does is checked on its own.
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
         if params["TopicArn"] != own.notify_topic_arn:
@@ -226,52 +256,75 @@ def requests_of(call: AwsCall, stage: Stage) -> list[Request]:
         return found
     # Likewise a liveness check the stage does not enable is never asked there; EC2's Describe calls name no resource.
     if call.service == "ec2" and call.operation == "DescribeNetworkInterfaces":
-        return [Request("ec2:DescribeNetworkInterfaces", "*")] if liveness_enabled(stage.env).eni else []
+        return [Request("ec2:DescribeNetworkInterfaces", "*")] if eni_enabled(stage.backends) else []
+    # A backend's role is assumed only where the stage names one; the run's role stands for each of the stage's.
+    if call.service == "sts" and call.operation == "AssumeRole":
+        if params["RoleArn"] != own.backend.role_arn:
+            return [Request("sts:AssumeRole", params["RoleArn"])]
+        return [Request("sts:AssumeRole", role) for role in sorted(stage.roles)]
+    # A schedule invokes its own function, and only where the stage has more backends than one invocation takes.
+    if call.service == "lambda" and call.operation == "Invoke":
+        name = str(params["FunctionName"]).rsplit(":function:", 1)[-1]
+        if call.function is None or not name.endswith(f"-{call.function}"):
+            return [Request("lambda:InvokeFunction", f"arn:aws:lambda:{stage.region}:{stage.account}:function:{name}")]
+        return [Request("lambda:InvokeFunction", stage.function_arn(call.function))] if stage.fans_out else []
     raise AssertionError(f"no request mapping for {call.service}:{call.operation}: add one here")
 
 
-def _dynamodb_requests(call: AwsCall, stage: Stage) -> list[Request]:
+def _dynamodb_requests(call: AwsCall, stage: Stage, backend: Backend | None) -> list[Request]:
     own, params = call.settings, call.params
-    tables = {own.lock_table: stage.env["GUARDIAN_LOCK_TABLE"], own.guardian_table: stage.env["GUARDIAN_TABLE"]}
-    partition_keys = {own.lock_table: "LockID", own.guardian_table: "pk"}
+    tables: dict[str, tuple[str, Backend | None]] = {own.guardian_table: (stage.env["GUARDIAN_TABLE"], None)}
+    partition_keys = {own.guardian_table: "pk"}
+    if own.lock_table:
+        partition_keys[own.lock_table] = "LockID"
+        if backend is not None and backend.lock_table:
+            tables[own.lock_table] = (backend.lock_table, backend)
+    # A backend without a lock table: the run's calls on its lock table are never made for that backend.
+    skipped = own.lock_table if own.lock_table and backend is not None and not backend.lock_table else None
+    bucket = backend.bucket if backend is not None else ""
 
-    def request(action: str, table: str, items: Iterable[dict[str, Any]] | None) -> Request:
+    def request(action: str, table: str, items: Iterable[dict[str, Any]] | None) -> list[Request]:
+        if table == skipped:
+            return []
         keys = None
         if items is not None:
             name = partition_keys.get(table, "")
-            keys = tuple(sorted({_leading_key(item.get(name, {}).get("S", ""), table, own, stage) for item in items}))
-        return Request(f"dynamodb:{action}", stage.table_arn(tables.get(table, table)), keys)
+            keys = tuple(sorted({_leading_key(item.get(name, {}).get("S", ""), table, own, bucket) for item in items}))
+        stage_table, table_backend = tables.get(table, (table, None))
+        return [Request(f"dynamodb:{action}", stage.table_arn(stage_table, table_backend), keys)]
 
     if call.operation == "TransactWriteItems":
         # IAM authorizes each item of a transaction as the single-item action it is.
         return [
-            request(TRANSACT_ACTIONS[kind], item["TableName"], [item.get("Key") or item["Item"]])
+            found
             for action in params["TransactItems"]
             for kind, item in action.items()
+            for found in request(TRANSACT_ACTIONS[kind], item["TableName"], [item.get("Key") or item["Item"]])
         ]
     if call.operation == "BatchWriteItem":
         return [
-            request(
+            found
+            for table, writes in params["RequestItems"].items()
+            for found in request(
                 "BatchWriteItem",
                 table,
                 [write.get("PutRequest", {}).get("Item") or write["DeleteRequest"]["Key"] for write in writes],
             )
-            for table, writes in params["RequestItems"].items()
         ]
     if call.operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
-        return [request(call.operation, params["TableName"], [params.get("Key") or params["Item"]])]
+        return request(call.operation, params["TableName"], [params.get("Key") or params["Item"]])
     if call.operation == "Query":
         name = partition_keys.get(params["TableName"], "")
-        return [request("Query", params["TableName"], [{name: _queried_partition(params, name)}])]
+        return request("Query", params["TableName"], [{name: _queried_partition(params, name)}])
     if call.operation == "Scan":
-        return [request("Scan", params["TableName"], None)]
+        return request("Scan", params["TableName"], None)
     raise AssertionError(f"no request mapping for dynamodb:{call.operation}: add one here")
 
 
-def _leading_key(value: str, table: str, own: Any, stage: Stage) -> str:
-    # Lock and digest items are named `<bucket>/<key>`: the run's bucket stands for the stage's there too.
+def _leading_key(value: str, table: str, own: Any, bucket: str) -> str:
+    # Lock and digest items are named `<bucket>/<key>`: the run's bucket stands for the backend's there too.
     prefix = f"{own.state_bucket}/"
-    return stage.bucket + "/" + value[len(prefix) :] if table == own.lock_table and value.startswith(prefix) else value
+    return bucket + "/" + value[len(prefix) :] if table == own.lock_table and value.startswith(prefix) else value
 
 
 def _queried_partition(params: dict[str, Any], name: str) -> dict[str, str]:
@@ -280,57 +333,6 @@ def _queried_partition(params: dict[str, Any], name: str) -> dict[str, str]:
         if names.get(attribute, attribute) == name:
             return dict(params["ExpressionAttributeValues"][placeholder])
     raise AssertionError(f"no partition key in {params['KeyConditionExpression']!r}")
-
-
-@cache
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    """IAM's wildcards: `*` any run of characters, `/` included; `?` any one character."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(regex, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
-
-
-def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    return _glob(pattern, ignore_case).fullmatch(value) is not None
-
-
-def as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def conditions_hold(condition: dict[str, dict[str, Any]], request: Request) -> bool:
-    """The statement's conditions, as IAM evaluates them; one the checker cannot evaluate stops the test."""
-    for operator, keys in condition.items():
-        for key, patterns in keys.items():
-            assert key == "dynamodb:LeadingKeys", f"the checker does not know the condition key {key}: teach it"
-            values = request.leading_keys
-            hit = [any(matches(pattern, value) for pattern in as_list(patterns)) for value in values or ()]
-            if operator == "ForAllValues:StringLike":
-                held = all(hit)  # a request without the key, or with an empty set, passes: IAM's own rule
-            elif operator == "ForAnyValue:StringLike":
-                held = any(hit)
-            else:
-                raise AssertionError(f"the checker does not evaluate {operator}: teach it")
-            if not held:
-                return False
-    return True
-
-
-def applies(statement: dict[str, Any], request: Request) -> bool:
-    return (
-        any(matches(action, request.action, ignore_case=True) for action in as_list(statement["Action"]))
-        and any(matches(resource, request.resource) for resource in as_list(statement["Resource"]))
-        and conditions_hold(statement.get("Condition", {}), request)
-    )
-
-
-def allows(policy: dict[str, Any], request: Request) -> bool:
-    effects = {statement["Effect"] for statement in policy["Statement"] if applies(statement, request)}
-    return effects == {"Allow"}
-
-
-def denied(policy: dict[str, Any], requests: dict[Request, str]) -> list[str]:
-    """What the requests needed that the policy does not allow."""
-    return sorted(f"{request} (for {call})" for request, call in requests.items() if not allows(policy, request))
 
 
 def whole_run() -> None:
@@ -406,14 +408,14 @@ def test_narrowing_any_grant_the_function_used_fails_the_check(stage: str, funct
 def test_each_function_is_granted_only_what_it_used_in_this_run(stage: str, function: str) -> None:
     """Every action, resource and condition pattern of the function's policy was needed by one of its calls.
 
-    Lambda's own uses of the role, the channels (checked on exactly their resources below) and the delivery ledger
-    (checked for every function that notifies below) aside.
+    Lambda's own uses of the role, the channels, the backends' roles and the schedules' own functions (each checked
+    on exactly its resources below) and the delivery ledger (checked for every function that notifies below) aside.
     """
     whole_run()
     policy, made = Stage(stage).policy(function), calls_as(Stage(stage), function)
     unused = []
     for statement in policy["Statement"]:
-        if statement["Sid"] in LAMBDA_USES or set(as_list(statement["Action"])) <= CHANNEL_ACTIONS:
+        if statement["Sid"] in LAMBDA_USES or set(as_list(statement["Action"])) <= CHANNEL_ACTIONS | EXACT_ACTIONS:
             continue
         used = [request for request in made if applies(statement, request)]
         for change, narrowed in narrowings(statement):
@@ -437,7 +439,8 @@ def test_every_function_that_notifies_may_keep_the_delivery_ledger_of_its_notifi
 
 def test_the_checker_evaluates_what_iam_would() -> None:
     stage = Stage("dev")
-    bucket, table = f"arn:aws:s3:::{stage.bucket}", stage.lock_table_arn
+    (table,) = stage.lock_table_arns()
+    bucket = f"arn:aws:s3:::{stage.buckets[0]}"
     policy: dict[str, Any] = {
         "Statement": [
             {"Sid": "Objects", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket}/*"},
@@ -448,7 +451,7 @@ def test_the_checker_evaluates_what_iam_would() -> None:
                 "Effect": "Allow",
                 "Action": ["dynamodb:PutItem"],
                 "Resource": table,
-                "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{stage.bucket}/*-md5"]}},
+                "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{stage.buckets[0]}/*-md5"]}},
             },
         ]
     }
@@ -461,20 +464,41 @@ def test_the_checker_evaluates_what_iam_would() -> None:
     assert not allows(policy, Request("s3:DeleteObjectVersion", f"{bucket}/a.tflock.tfstate"))
     assert allows(policy, Request("s3:PutObject", f"{bucket}/env:/prod/a.tfstate"))
     assert not allows(policy, Request("s3:PutObject", f"{bucket}/env::/prod/a.tfstate"))
-    assert allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a.tfstate-md5",)))
-    assert not allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a.tfstate",)))
-    assert not allows(policy, Request("dynamodb:PutItem", table, (f"{stage.bucket}/a-md5", f"{stage.bucket}/a")))
+    assert allows(policy, Request("dynamodb:PutItem", table, (f"{stage.buckets[0]}/a.tfstate-md5",)))
+    assert not allows(policy, Request("dynamodb:PutItem", table, (f"{stage.buckets[0]}/a.tfstate",)))
+    assert not allows(
+        policy, Request("dynamodb:PutItem", table, (f"{stage.buckets[0]}/a-md5", f"{stage.buckets[0]}/a"))
+    )
     assert not allows(policy, Request("dynamodb:PutItem", table, ("other/a.tfstate-md5",)))
-    assert not allows(policy, Request("dynamodb:PutItem", stage.guardian_table_arn, (f"{stage.bucket}/a-md5",)))
+    assert not allows(policy, Request("dynamodb:PutItem", stage.guardian_table_arn, (f"{stage.buckets[0]}/a-md5",)))
     denying = {"Statement": [*policy["Statement"], {**policy["Statement"][0], "Effect": "Deny"}]}
     assert not allows(denying, Request("s3:GetObject", f"{bucket}/a/b.tfstate"))
+    passing: dict[str, Any] = {
+        "Statement": [
+            {
+                "Sid": "Pass",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": "arn:aws:iam::1:role/r",
+                "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+            }
+        ]
+    }
+    to_lambda = Request(
+        "iam:PassRole", "arn:aws:iam::1:role/r", context=(("iam:PassedToService", "lambda.amazonaws.com"),)
+    )
+    assert allows(passing, to_lambda)
+    assert not allows(passing, Request("iam:PassRole", "arn:aws:iam::1:role/r"))  # a missing key does not match
+    assert not allows(
+        passing,
+        Request("iam:PassRole", "arn:aws:iam::1:role/r", context=(("iam:PassedToService", "ec2.amazonaws.com"),)),
+    )
 
 
 def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
     stage = Stage("dev")
-    run = Settings(
-        state_bucket="b", lock_table="locks", lock_table_stream_arn="s", guardian_table="guardian", index_bucket="i"
-    )
+    (lock_table_arn,) = stage.lock_table_arns()
+    run = Settings(state_bucket="b", lock_table="locks", guardian_table="guardian", index_bucket="i")
     transaction = AwsCall(
         REAPER,
         "dynamodb",
@@ -489,7 +513,7 @@ def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
     )
     assert requests_of(transaction, stage) == [
         Request("dynamodb:PutItem", stage.guardian_table_arn, ("delivery#1",)),
-        Request("dynamodb:DeleteItem", stage.lock_table_arn, (f"{stage.bucket}/prod/a.tfstate",)),
+        Request("dynamodb:DeleteItem", lock_table_arn, (f"{stage.buckets[0]}/prod/a.tfstate",)),
     ]
     batch = AwsCall(
         REAPER,
@@ -500,12 +524,12 @@ def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
         run,
     )  # fmt: skip
     assert requests_of(batch, stage) == [
-        Request("dynamodb:BatchWriteItem", stage.lock_table_arn, (f"{stage.bucket}/x", "other/y"))
+        Request("dynamodb:BatchWriteItem", lock_table_arn, (f"{stage.buckets[0]}/x", "other/y"))
     ]
     read = AwsCall(REAPER, "s3", "GetObject", {"Bucket": "b", "Key": "a.tflock", "VersionId": "v"}, run)
     assert requests_of(read, stage) == [
         Request("s3:GetObjectVersion", stage.object_arn("a.tflock")),
-        Request("s3:ListBucket", f"arn:aws:s3:::{stage.bucket}"),
+        Request("s3:ListBucket", f"arn:aws:s3:::{stage.buckets[0]}"),
     ]
     index = AwsCall(STATE_EVENTS, "s3", "GetObject", {"Bucket": "i", "Key": f"{INDEX_PREFIX}x/v"}, run)
     assert requests_of(index, stage) == [
@@ -525,10 +549,12 @@ def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
     assert requests_of(query, stage) == [Request("dynamodb:Query", stage.guardian_table_arn, ("lock#b/a",))]
 
 
-def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
-    """Each way to read or change a state, a lock, a digest or an index, and the functions that may."""
-    state, lockfile, path = "prod/app.tfstate", "prod/app.tfstate.tflock", f"{stage.bucket}/prod/app.tfstate"
-    bucket, table, other = f"arn:aws:s3:::{stage.bucket}", stage.lock_table_arn, "other/prod/app.tfstate"
+def intended_access(stage: Stage, backend: Backend) -> dict[str, tuple[Request, set[str]]]:
+    """Each way to read or change a state, a lock, a digest or an index of a backend, and the functions that may."""
+    state, lockfile, path = "prod/app.tfstate", "prod/app.tfstate.tflock", f"{backend.bucket}/prod/app.tfstate"
+    bucket, other = f"arn:aws:s3:::{backend.bucket}", "other/prod/app.tfstate"
+    table = stage.table_arn(backend.lock_table or "no-lock-table", backend)
+    with_locks = (lambda functions: functions) if backend.lock_table else (lambda functions: set())
     indexes, index = f"arn:aws:s3:::{stage.index_bucket}", stage.index_arn("0123abcd/3HL4kqtJlcpXroDTDmJ")
     everyone_but_the_stream = set(FUNCTIONS) - {LOCK_EVENTS}
     # The index of a version is written by whoever first reads that version to record it; the API only reads them.
@@ -536,38 +562,44 @@ def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
     return {
         "list the states": (Request("s3:ListBucket", bucket), everyone_but_the_stream),
         "list their versions": (Request("s3:ListBucketVersions", bucket), everyone_but_the_stream),
-        "read a state": (Request("s3:GetObject", stage.object_arn(state)), {STATE_EVENTS, API_FUNCTION}),
+        "read a state": (
+            Request("s3:GetObject", stage.object_arn(state, backend.bucket)),
+            {STATE_EVENTS, API_FUNCTION},
+        ),
         "read a state version": (
-            Request("s3:GetObjectVersion", stage.object_arn(state)),
+            Request("s3:GetObjectVersion", stage.object_arn(state, backend.bucket)),
             {STATE_EVENTS, DIGESTS, BACKFILL, API_FUNCTION},
         ),
-        "read a lockfile": (Request("s3:GetObject", stage.object_arn(lockfile)), {STATE_EVENTS, REAPER, API_FUNCTION}),
+        "read a lockfile": (
+            Request("s3:GetObject", stage.object_arn(lockfile, backend.bucket)),
+            {STATE_EVENTS, REAPER, API_FUNCTION},
+        ),
         "read another bucket's state": (Request("s3:GetObject", f"arn:aws:s3:::{other}"), set()),
-        "write a state": (Request("s3:PutObject", stage.object_arn(state)), {API_FUNCTION}),
-        "create a lockfile": (Request("s3:PutObject", stage.object_arn(lockfile)), {API_FUNCTION}),
-        "delete a state": (Request("s3:DeleteObject", stage.object_arn(state)), set()),
-        "delete a state version": (Request("s3:DeleteObjectVersion", stage.object_arn(state)), set()),
-        "delete a lockfile": (Request("s3:DeleteObject", stage.object_arn(lockfile)), set()),
+        "write a state": (Request("s3:PutObject", stage.object_arn(state, backend.bucket)), {API_FUNCTION}),
+        "create a lockfile": (Request("s3:PutObject", stage.object_arn(lockfile, backend.bucket)), {API_FUNCTION}),
+        "delete a state": (Request("s3:DeleteObject", stage.object_arn(state, backend.bucket)), set()),
+        "delete a state version": (Request("s3:DeleteObjectVersion", stage.object_arn(state, backend.bucket)), set()),
+        "delete a lockfile": (Request("s3:DeleteObject", stage.object_arn(lockfile, backend.bucket)), set()),
         "delete a lockfile version": (
-            Request("s3:DeleteObjectVersion", stage.object_arn(lockfile)),
+            Request("s3:DeleteObjectVersion", stage.object_arn(lockfile, backend.bucket)),
             {API_FUNCTION, REAPER},
         ),
         "delete another bucket's lockfile version": (
             Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{other}.tflock"),
             set(),
         ),
-        "scan the lock table": (Request("dynamodb:Scan", table), {REAPER, API_FUNCTION}),
-        "read a lock": (Request("dynamodb:GetItem", table, (path,)), {API_FUNCTION}),
+        "scan the lock table": (Request("dynamodb:Scan", table), with_locks({REAPER, API_FUNCTION})),
+        "read a lock": (Request("dynamodb:GetItem", table, (path,)), with_locks({API_FUNCTION})),
         "read another bucket's lock": (Request("dynamodb:GetItem", table, (other,)), set()),
-        "take a lock": (Request("dynamodb:PutItem", table, (path,)), {API_FUNCTION}),
-        "release a lock": (Request("dynamodb:DeleteItem", table, (path,)), {API_FUNCTION, REAPER}),
+        "take a lock": (Request("dynamodb:PutItem", table, (path,)), with_locks({API_FUNCTION})),
+        "release a lock": (Request("dynamodb:DeleteItem", table, (path,)), with_locks({API_FUNCTION, REAPER})),
         "release another bucket's lock": (Request("dynamodb:DeleteItem", table, (other,)), set()),
         "update a lock item": (Request("dynamodb:UpdateItem", table, (path,)), set()),
         "read a digest": (
             Request("dynamodb:GetItem", table, (path + "-md5",)),
-            {STATE_EVENTS, DIGESTS, API_FUNCTION},
+            with_locks({STATE_EVENTS, DIGESTS, API_FUNCTION}),
         ),
-        "write a digest": (Request("dynamodb:PutItem", table, (path + "-md5",)), {API_FUNCTION, DIGESTS}),
+        "write a digest": (Request("dynamodb:PutItem", table, (path + "-md5",)), with_locks({API_FUNCTION, DIGESTS})),
         "write another bucket's digest": (Request("dynamodb:PutItem", table, (other + "-md5",)), set()),
         "write several lock items at once": (Request("dynamodb:BatchWriteItem", table, (path,)), set()),
         "list the indexes": (Request("s3:ListBucket", indexes), readers),
@@ -575,12 +607,12 @@ def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
         "write an index": (Request("s3:PutObject", index), indexers),
         "delete an index": (Request("s3:DeleteObject", index), set()),
         "read an index bucket object outside the indexes": (
-            Request("s3:GetObject", f"{indexes}/{stage.bucket}/{state}"),
+            Request("s3:GetObject", f"{indexes}/{backend.bucket}/{state}"),
             set(),
         ),
         "write an index bucket object outside the indexes": (Request("s3:PutObject", f"{indexes}/{state}"), set()),
         "write an index into the state bucket": (
-            Request("s3:PutObject", stage.object_arn(f"{INDEX_PREFIX}0123abcd/v")),
+            Request("s3:PutObject", stage.object_arn(f"{INDEX_PREFIX}0123abcd/v", backend.bucket)),
             {API_FUNCTION},  # it writes states, whose keys are the team's to choose
         ),
         "read a state version in the index bucket": (Request("s3:GetObjectVersion", f"{indexes}/{state}"), set()),
@@ -590,32 +622,47 @@ def intended_access(stage: Stage) -> dict[str, tuple[Request, set[str]]]:
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_function_may_read_and_change_only_what_it_is_meant_to(stage: str) -> None:
     config = Stage(stage)
-    for access, (request, functions) in intended_access(config).items():
-        allowed = {function for function in FUNCTIONS if allows(config.policy(function), request)}
-        assert allowed == functions, access
+    assert config.direct
+    for backend in config.direct:
+        for access, (request, functions) in intended_access(config, backend).items():
+            allowed = {function for function in FUNCTIONS if allows(config.policy(function), request)}
+            assert allowed == functions, f"{access} of backend {backend.name}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_function_reaches_a_backend_of_another_account_but_through_its_role(stage: str) -> None:
+    config = Stage(stage)
+    for settings in config.backends:
+        backend = settings.backend
+        if backend.role_arn is None:
+            continue
+        bucket = f"arn:aws:s3:::{backend.bucket}"
+        for request in (Request("s3:ListBucket", bucket), Request("s3:GetObject", f"{bucket}/a.tfstate")):
+            assert not any(allows(config.policy(function), request) for function in FUNCTIONS), request
 
 
 def stage_resources(stage: Stage, function: str) -> set[str]:
     """Everything a function's policy may name: the stage's own resources, and its own log group."""
-    bucket, indexes = f"arn:aws:s3:::{stage.bucket}", f"arn:aws:s3:::{stage.index_bucket}"
-    resources = {bucket, f"{bucket}/*", f"{bucket}/*.tflock", stage.lock_table_arn, stage.guardian_table_arn}
-    resources |= {indexes, stage.index_arn("*")}
+    indexes = f"arn:aws:s3:::{stage.index_bucket}"
+    resources = {arn for bucket in stage.buckets for arn in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*")}
+    resources |= {f"arn:aws:s3:::{bucket}/*.tflock" for bucket in stage.buckets}
+    resources |= stage.lock_table_arns() | {stage.guardian_table_arn, indexes, stage.index_arn("*")}
     resources |= {resource for _, resource in channel_grants(stage.env)} | {stage.log_group_arn(function)}
     resources |= {resource for _, resource in liveness_grants(stage.env, function)}
+    resources |= {resource for _, resource in exact_grants(stage, function)}
     if function == STREAM_HANDLER:
-        queue = dead_letter_queue_name(load_stage(CHALICE / "config.json", stage.name))
-        resources |= {
-            stage.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"],
-            f"arn:aws:sqs:{stage.region}:{stage.account}:{queue}",
-        }
+        resources |= stage.stream_arns() | {stage.queue_arn(stream_queue_name(stage.config))}
+    if function == S3_HANDLER:
+        resources.add(stage.queue_arn(s3_queue_name(stage.config)))
     return resources
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
 def test_no_wildcards_beyond_the_buckets_objects_and_the_functions_own_log_streams(stage: str, function: str) -> None:
     config = Stage(stage)
-    wild = {f"arn:aws:s3:::{config.bucket}/*", f"arn:aws:s3:::{config.bucket}/*.tflock", config.log_group_arn(function)}
-    wild.add(config.index_arn("*"))
+    wild = {f"arn:aws:s3:::{bucket}/{keys}" for bucket in config.buckets for keys in ("*", "*.tflock")}
+    wild |= {config.log_group_arn(function), config.index_arn("*")}
+    wild |= config.stream_arns()  # a stream's label is known only once `prepare` has enabled it
     wild |= {resource for action, resource in liveness_grants(config.env, function) if action.startswith("ec2:")}
     for statement in config.policy(function)["Statement"]:
         assert statement["Effect"] == "Allow", statement["Sid"]
@@ -625,8 +672,9 @@ def test_no_wildcards_beyond_the_buckets_objects_and_the_functions_own_log_strea
             assert resource in wild or not set(resource) & {"*", "?"}, statement["Sid"]
         for keys in statement.get("Condition", {}).values():
             for patterns in keys.values():
-                # Wildcards only within the keys of the stage's own bucket.
-                assert all(pattern.startswith(f"{config.bucket}/") for pattern in as_list(patterns)), statement["Sid"]
+                # Wildcards only within the keys of the stage's own buckets.
+                prefixes = tuple(f"{bucket}/" for bucket in config.buckets)
+                assert all(pattern.startswith(prefixes) for pattern in as_list(patterns)), statement["Sid"]
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
@@ -637,19 +685,26 @@ def test_each_function_writes_its_own_logs_only(stage: str, function: str) -> No
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
-def test_only_the_stream_handler_reads_the_stream_and_feeds_the_dead_letter_queue(stage: str, function: str) -> None:
+def test_only_the_event_handlers_read_the_streams_and_feed_their_own_dead_letter_queues(
+    stage: str, function: str
+) -> None:
     config = Stage(stage)
     sids = {statement["Sid"] for statement in config.policy(function)["Statement"]}
-    lambdas = {"LockTableStream", "StreamDeadLetterQueue"}
-    assert sids & lambdas == (lambdas if function == STREAM_HANDLER else set())
-    stream = config.env["GUARDIAN_LOCK_TABLE_STREAM_ARN"]
+    streams, queues = {"LockTableStream", "StreamDeadLetterQueue"}, {"FailedEventQueue"}
+    assert sids & streams == (streams if function == STREAM_HANDLER else set())
+    assert sids & queues == (queues if function == S3_HANDLER else set())
+    own_queue = {
+        STREAM_HANDLER: config.queue_arn(stream_queue_name(config.config)),
+        S3_HANDLER: config.queue_arn(s3_queue_name(config.config)),
+    }.get(function)
     for statement in config.policy(function)["Statement"]:
         resources = as_list(statement["Resource"])
-        assert stream not in resources or statement["Sid"] == "LockTableStream"
-        assert (
-            not any(a.startswith("sqs:") for a in as_list(statement["Action"]))
-            or statement["Sid"] == "StreamDeadLetterQueue"
-        )
+        assert not config.stream_arns() & set(resources) or statement["Sid"] == "LockTableStream"
+        if statement["Sid"] == "LockTableStream":
+            assert set(resources) == config.stream_arns()  # every lock table's stream, and nothing else
+        if any(action.startswith("sqs:") for action in as_list(statement["Action"])):
+            assert statement["Sid"] in {"StreamDeadLetterQueue", "FailedEventQueue"}
+            assert as_list(statement["Action"]) == ["sqs:SendMessage"] and resources == [own_queue]
 
 
 # Every setting that names a channel's secret (`ssm:` or `secretsmanager:`), each read with its own grant.
@@ -663,7 +718,7 @@ SECRET_SETTINGS = (
 
 def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
     """(action, resource) for each channel the stage configures, on exactly the resource it names."""
-    _, _, _, region, account, _ = env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":", 5)
+    region, account = home_of(env)
     grants = set()
     if topic := env.get("GUARDIAN_NOTIFY_TOPIC_ARN"):
         grants.add(("sns:Publish", topic))
@@ -679,7 +734,7 @@ def channel_grants(env: dict[str, str]) -> set[tuple[str, str]]:
 
 def secret_grants(env: dict[str, str], settings: tuple[str, ...]) -> set[tuple[str, str]]:
     """(action, resource) reading each secret the settings name, on exactly that secret."""
-    _, _, _, region, account, _ = env["GUARDIAN_LOCK_TABLE_STREAM_ARN"].split(":", 5)
+    region, account = home_of(env)
     grants = set()
     for setting in settings:
         store, _, name = env.get(setting, "").partition(":")
@@ -718,16 +773,22 @@ LIVENESS_FUNCTIONS = frozenset({REAPER, API_FUNCTION})
 LIVENESS_SECRET_SETTINGS = ("GUARDIAN_LIVENESS_GITHUB_TOKEN_SECRET",)
 
 
-def liveness_enabled(env: dict[str, str]) -> Any:
-    return Settings.from_env(env).liveness
+def eni_enabled(backends: Iterable[Settings]) -> bool:
+    """Whether a backend the functions reach with their own role asks EC2 (another account's: its role does)."""
+    return any(settings.liveness.eni for settings in backends if settings.backend.role_arn is None)
 
 
 def liveness_grants(env: dict[str, str], function: str) -> set[tuple[str, str]]:
     """(action, resource) for each liveness check the stage enables, for the functions that ask it."""
     if function not in LIVENESS_FUNCTIONS:
         return set()
-    grants = {("ec2:DescribeNetworkInterfaces", "*")} if liveness_enabled(env).eni else set()
-    return grants | secret_grants(env, LIVENESS_SECRET_SETTINGS)
+    backends = backend_settings(env)
+    grants = {("ec2:DescribeNetworkInterfaces", "*")} if eni_enabled(backends) else set()
+    for settings in backends:  # the token is the guardian's own, whichever backend's runners it asks about
+        secret = settings.liveness.github_token_secret
+        if secret:
+            grants |= secret_grants({**env, LIVENESS_SECRET_SETTINGS[0]: secret}, LIVENESS_SECRET_SETTINGS)
+    return grants
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
@@ -748,7 +809,7 @@ def test_the_liveness_mapping_sees_every_check() -> None:
         "GUARDIAN_STATE_BUCKET": "b",
         "GUARDIAN_LOCK_TABLE": "t",
         "GUARDIAN_TABLE": "g",
-        "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:111122223333:table/t/stream/s",
+        "GUARDIAN_NOTIFY_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:t",
         "GUARDIAN_LIVENESS_ENI": "true",
         "GUARDIAN_LIVENESS_GITHUB": "org:acme",
         "GUARDIAN_LIVENESS_GITHUB_TOKEN_SECRET": "ssm:/ci/github-token",
@@ -769,7 +830,7 @@ def test_the_liveness_mapping_sees_every_check() -> None:
 
 def test_the_channel_mapping_sees_every_channel() -> None:
     env = {
-        "GUARDIAN_LOCK_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:111122223333:table/t/stream/s",
+        "GUARDIAN_NOTIFY_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:t",
         "GUARDIAN_NOTIFY_EVENT_BUS": "bus",
         "GUARDIAN_SLACK_WEBHOOK_SECRET": "ssm:/team/slack",
         "GUARDIAN_WEBHOOK_SECRET": "secretsmanager:arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf",
@@ -777,6 +838,7 @@ def test_the_channel_mapping_sees_every_channel() -> None:
         "GUARDIAN_PAGERDUTY_ROUTING_KEY_SECRET": "ssm:/team/pagerduty",
     }
     assert channel_grants(env) == {
+        ("sns:Publish", "arn:aws:sns:eu-west-1:111122223333:t"),
         ("events:PutEvents", "arn:aws:events:eu-west-1:111122223333:event-bus/bus"),
         ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:111122223333:parameter/team/slack"),
         ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hook-AbCdEf"),
@@ -810,7 +872,8 @@ def test_every_policy_file_is_one_a_function_deploys() -> None:
 def test_each_event_function_is_named_after_its_handler() -> None:
     """Chalice deploys `<app>-<stage>-<name>`; the calls of this run are recorded under the handler's name."""
     for name, decorator in handlers():
-        assert not isinstance(decorator, ast.Call) or all(k.arg != "name" for k in decorator.keywords), name
+        given = [k.value for k in decorator.keywords if k.arg == "name"] if isinstance(decorator, ast.Call) else []
+        assert all(isinstance(value, ast.Constant) and value.value == name for value in given), name
 
 
 def test_no_function_outlives_a_delivery_lease() -> None:
@@ -823,3 +886,68 @@ def test_no_function_outlives_a_delivery_lease() -> None:
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
 def test_every_function_runs_with_the_timeout_the_delivery_lease_is_set_for(stage: str, function: str) -> None:
     assert Stage(stage).chalice_config(function).lambda_timeout == LAMBDA_TIMEOUT_S
+
+
+def exact_grants(stage: Stage, function: str) -> set[tuple[str, str]]:
+    """(action, resource) the emulator cannot exercise: each backend's role in another account, for the functions
+    that read the backends; its own function, for a schedule that hands batches of backends to invocations of it."""
+    grants = {("sts:AssumeRole", role) for role in stage.roles} if function in BACKEND_READERS else set()
+    if function in SCHEDULED and stage.fans_out:
+        grants.add(("lambda:InvokeFunction", stage.function_arn(function)))
+    return grants
+
+
+def policy_grants(policy: dict[str, Any], prefixes: tuple[str, ...]) -> set[tuple[str, str]]:
+    return {
+        (action, resource)
+        for statement in policy["Statement"]
+        for action in as_list(statement["Action"])
+        if action.lower().startswith(prefixes)
+        for resource in as_list(statement["Resource"])
+    }
+
+
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
+def test_each_backend_role_and_the_schedules_own_function_are_granted_exactly(stage: str, function: str) -> None:
+    config = Stage(stage)
+    assert policy_grants(config.policy(function), ("sts:", "lambda:", "iam:")) == exact_grants(config, function)
+
+
+def test_the_stages_cover_a_backend_role_and_a_fan_out() -> None:
+    """So that the check above is not only ever checking for nothing."""
+    assert any(Stage(stage).roles for stage in STAGES)
+    assert any(Stage(stage).fans_out for stage in STAGES)
+    assert not all(Stage(stage).fans_out for stage in STAGES)
+
+
+def test_the_checker_maps_a_call_onto_every_backend_of_the_stage() -> None:
+    stage = Stage("prod")
+    assert len(stage.direct) >= 2 and stage.roles
+    run = Settings(state_bucket="b", lock_table="locks", guardian_table="guardian", index_bucket="i")
+    read = AwsCall(REAPER, "s3", "GetObject", {"Bucket": "b", "Key": "a.tflock"}, run)
+    assert requests_of(read, stage) == [
+        request
+        for bucket in stage.buckets
+        for request in (Request("s3:GetObject", f"arn:aws:s3:::{bucket}/a.tflock"),
+                        Request("s3:ListBucket", f"arn:aws:s3:::{bucket}"))
+    ]  # fmt: skip
+    release = AwsCall(REAPER, "dynamodb", "DeleteItem", {"TableName": "locks", "Key": {"LockID": {"S": "b/a"}}}, run)
+    assert requests_of(release, stage) == [
+        Request("dynamodb:DeleteItem", stage.table_arn(b.lock_table, b), (f"{b.bucket}/a",))
+        for b in stage.direct
+        if b.lock_table
+    ]
+    role_backend = Backend(name="x", bucket="b", role_arn="arn:aws:iam::111122223333:role/r")
+    assumed = Settings(state_bucket="b", lock_table=None, guardian_table="guardian", backend=role_backend)
+    assume = AwsCall(REAPER, "sts", "AssumeRole", {"RoleArn": role_backend.role_arn, "RoleSessionName": "s"}, assumed)
+    assert requests_of(assume, stage) == [Request("sts:AssumeRole", role) for role in sorted(stage.roles)]
+    assert requests_of(assume, Stage("dev")) == []  # a stage without a backend of another account never assumes
+    other = AwsCall(REAPER, "sts", "AssumeRole", {"RoleArn": "arn:aws:iam::1:role/other", "RoleSessionName": "s"}, run)
+    assert requests_of(other, stage) == [Request("sts:AssumeRole", "arn:aws:iam::1:role/other")]
+    invoke = AwsCall(REAPER, "lambda", "Invoke", {"FunctionName": f"tfstate-guardian-local-{REAPER}"}, run)
+    assert requests_of(invoke, stage) == [Request("lambda:InvokeFunction", stage.function_arn(REAPER))]
+    assert requests_of(invoke, Stage("dev")) == []  # one backend: the schedule never fans out
+    elsewhere = AwsCall(REAPER, "lambda", "Invoke", {"FunctionName": f"tfstate-guardian-local-{DIGESTS}"}, run)
+    assert [r.resource for r in requests_of(elsewhere, stage)] == [
+        f"arn:aws:lambda:{stage.region}:{stage.account}:function:tfstate-guardian-local-{DIGESTS}"
+    ]

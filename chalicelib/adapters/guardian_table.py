@@ -225,14 +225,14 @@ class GuardianTable:
             f"record a digest suspect in {self.name}",
         )
 
-    def digest_suspects(self) -> list[DigestSuspect]:
-        """Every state waiting for a second look at its digest."""
+    def digest_suspects(self, bucket: str) -> list[DigestSuspect]:
+        """Every state of `bucket` waiting for a second look at its digest (the table serves every backend)."""
         suspects: list[DigestSuspect] = []
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self.name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": DIGEST_SUSPECTS}},
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :bucket)",
+                ExpressionAttributeValues={":pk": {"S": DIGEST_SUSPECTS}, ":bucket": {"S": f"{bucket}/"}},
                 ConsistentRead=True,
             )
             for page in pages:
@@ -276,14 +276,14 @@ class GuardianTable:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"record a digest intent in {self.name}") from exc
 
-    def digest_intents(self) -> list[DigestIntent]:
-        """Every digest whose writer has not said it was written."""
+    def digest_intents(self, bucket: str) -> list[DigestIntent]:
+        """Every digest of a state of `bucket` whose writer has not said it was written."""
         intents: list[DigestIntent] = []
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self.name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": DIGEST_INTENTS}},
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :bucket)",
+                ExpressionAttributeValues={":pk": {"S": DIGEST_INTENTS}, ":bucket": {"S": f"{bucket}/"}},
                 ConsistentRead=True,
             )
             for page in pages:

@@ -1,5 +1,6 @@
 """`ConsoleChannel`: two or three readable lines per notification, for a person watching a terminal: what happened,
-where, and the state's page when a page is served (`GUARDIAN_PAGE_URL`)."""
+where (the backend's name, then the state's `s3://` location), and the state's page when a page is served
+(`GUARDIAN_PAGE_URL`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class ConsoleChannel:
         data = notification.to_dict()
         clock = data["occurred_at"][11:19]
         first = f"{clock} {_SEVERITY_LABEL[data['severity']]} {data['type']:<14} {terminal_safe(data['summary'])}"
-        location = terminal_safe(f"s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}")
+        backend = f"[{data['backend']}] " if data.get("backend") else ""
+        location = terminal_safe(f"{backend}s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}")
         lines = [first, f"{'':18}{location}"]
         if self._page_url:
             lines.append(f"{'':18}{terminal_safe(state_page_url(self._page_url, data['key']))}")

@@ -121,9 +121,12 @@ def changes_of(details: Mapping[str, Any], top: int = TOP_ADDRESSES) -> list[Cha
 
 
 def facts(data: Mapping[str, Any], details: Mapping[str, Any]) -> list[Fact]:
-    """The labelled facts worth reading at a glance: where, which serial, who held the lock, who wrote it, why."""
+    """The labelled facts worth reading at a glance: which backend and where, which serial, who held the lock, who
+    wrote it, why."""
     kind = str(data["type"])
-    found = [Fact("State", f"s3://{data['bucket']}/{data['key']}", code=True)]
+    backend = data.get("backend")
+    found = [Fact("Backend", backend, code=True)] if isinstance(backend, str) and backend else []
+    found.append(Fact("State", f"s3://{data['bucket']}/{data['key']}", code=True))
     if data.get("workspace") not in (None, "default"):
         found.append(Fact("Workspace", str(data["workspace"]), code=True))
     found += _serial(details)

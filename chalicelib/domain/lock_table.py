@@ -42,8 +42,8 @@ class LockTableBatch:
     rejected: list[str]
 
 
-def parse_lock_table_batch(event: Mapping[str, Any], table_name: str) -> LockTableBatch:
-    """Read a Lambda DynamoDB stream event of the lock table named `table_name`."""
+def parse_lock_table_batch(event: Mapping[str, Any], table_name: str | None) -> LockTableBatch:
+    """Read a Lambda DynamoDB stream event of the lock table named `table_name` (None: records that name none)."""
     batch = LockTableBatch(changes=[], rejected=[])
     records = event.get("Records")
     if not isinstance(records, list):
@@ -57,7 +57,7 @@ def parse_lock_table_batch(event: Mapping[str, Any], table_name: str) -> LockTab
     return batch
 
 
-def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
+def parse_lock_table_record(record: Any, table_name: str | None) -> LockTableChange:
     """One stream record; raises `MalformedEventError` for a record this guardian cannot use."""
     try:
         event_name = str(record["eventName"])
@@ -68,7 +68,7 @@ def parse_lock_table_record(record: Any, table_name: str) -> LockTableChange:
         old_image, new_image = body.get("OldImage"), body.get("NewImage")
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedEventError(f"stream record is missing or has a bad {exc}") from None
-    if source_arn is not None and _table_of(str(source_arn)) != table_name:
+    if source_arn is not None and table_of(str(source_arn)) != table_name:
         raise MalformedEventError(f"stream record of another table ({source_arn})")
     if event_name not in _EVENT_NAMES:
         raise MalformedEventError(f"unexpected stream event name {event_name!r}")
@@ -119,7 +119,8 @@ def _string_attribute(image: Any, name: str) -> str | None:
     return None
 
 
-def _table_of(stream_arn: str) -> str:
+def table_of(stream_arn: str) -> str:
+    """The table of a stream ARN; empty when the ARN names none."""
     # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
     resource = stream_arn.split(":", 5)[-1]
     parts = resource.split("/")

@@ -57,6 +57,7 @@ class Notification:
     workspace: str
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None  # the name of the backend the state is in, set as the notifier sends it
 
     def __post_init__(self) -> None:
         # Text from outside is bounded once, here, whichever builder made the notification (see domain/text.py).
@@ -78,6 +79,7 @@ class Notification:
             workspace=data["workspace"],
             summary=data["summary"],
             details=data["details"],
+            backend=data.get("backend"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +93,7 @@ class Notification:
             "workspace": self.workspace,
             "summary": self.summary,
             "details": self.details,
+            "backend": self.backend,
         }
 
 

@@ -50,6 +50,13 @@ class S3EventBatch:
     rejected: list[str]
 
 
+def parse_object_events(event: Mapping[str, Any]) -> S3EventBatch:
+    """Read what invoked the S3 handler: a Lambda S3 notification, or an S3 event EventBridge forwarded."""
+    from chalicelib.domain.s3_bridge_events import is_bridge_event, parse_bridge_event  # noqa: PLC0415 - cycle
+
+    return parse_bridge_event(event) if is_bridge_event(event) else parse_s3_event(event)
+
+
 def parse_s3_event(event: Mapping[str, Any]) -> S3EventBatch:
     """Read a Lambda S3 event; an `s3:TestEvent` or an event without records gives an empty batch."""
     records = event.get("Records")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.domain.s3_events import S3EventBatch
 from chalicelib.domain.state_keys import StateKeyFilter, is_lockfile, state_key_of_lockfile
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 from chalicelib.services.lock_lifecycle import LockLifecycleService
 from chalicelib.services.state_changes import StateChangeService
 
@@ -38,4 +36,4 @@ class BucketEventRouter:
 
 def _skip(message: str, **keys: object) -> None:
     logger.warning(message, extra=keys)
-    metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
+    count("EventsSkipped")

@@ -6,8 +6,6 @@ import json
 import shlex
 from datetime import datetime, timedelta
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
@@ -17,7 +15,7 @@ from chalicelib.domain.lock_table import DIGEST_SUFFIX
 from chalicelib.domain.locks import split_path
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import ChannelDeliveryError, NotAStateError, ObjectNotFoundError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 from chalicelib.services.notifier import Notifier
 
 SCHEDULE = "schedule"  # the caller named when the digest check itself repairs a digest
@@ -64,11 +62,11 @@ class DigestCheckService:
     def verify(self, now: datetime) -> int:
         """Finish the digests of interrupted writes, then look again at every suspect past the grace period and
         notify those still mismatched. Returns how many."""
-        for intent in self._table.digest_intents():
+        for intent in self._table.digest_intents(self._bucket.name):
             if intent.due(now, self._grace):
                 self._finish(intent)
         alarms = 0
-        for suspect in self._table.digest_suspects():
+        for suspect in self._table.digest_suspects(self._bucket.name):
             if suspect.due(now, self._grace):
                 alarms += self._verify(suspect, now)
         return alarms
@@ -121,7 +119,7 @@ class DigestCheckService:
                 and self._lock_table.put_digest_if(intent.state_path, calculated, expected=stored)
             ):
                 logger.warning("digest of an interrupted write completed", key=key, version_id=newest.version_id)
-                metrics.add_metric(name="DigestsCompleted", unit=MetricUnit.Count, value=1)
+                count("DigestsCompleted")
                 repaired = notifications.digest_repaired(
                     bucket=bucket, state_key=StateKey.parse(key, self._workspace_key_prefixes),
                     version_id=newest.version_id, stored_before=stored, calculated=calculated,

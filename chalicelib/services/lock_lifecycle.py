@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.history_table import HistoryTable, LockChange
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
@@ -17,7 +15,7 @@ from chalicelib.domain.notifications import Notification
 from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state_keys import StateKey, state_key_of_lockfile
 from chalicelib.errors import MalformedEventError, ObjectNotFoundError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 from chalicelib.services.notifier import Notifier
 
 
@@ -126,4 +124,4 @@ class LockLifecycleService:
 
 def _skip(message: str, **keys: object) -> None:
     logger.warning(message, extra=keys)
-    metrics.add_metric(name="RecordsSkipped", unit=MetricUnit.Count, value=1)
+    count("RecordsSkipped")

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.adapters.dynamo_lock_table import DynamoLockTable
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
@@ -18,7 +16,7 @@ from chalicelib.domain.locks import LockInfo, LockSource
 from chalicelib.domain.staleness import HeldLock, Judgement, ReaperPolicy, StaleRecord, Verdict, judge
 from chalicelib.domain.state_keys import StateKey, state_key_of_lockfile
 from chalicelib.errors import ChannelDeliveryError, GuardianError, MalformedEventError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 from chalicelib.services.notifier import Notifier
 
 
@@ -135,7 +133,7 @@ class LockReaper:
         verdict = judgement.verdict
         logger.info("lock judged", state_path=held.state_path, source=held.source, verdict=verdict.value)
         if verdict is Verdict.UNREADABLE:
-            metrics.add_metric(name="LocksUnreadable", unit=MetricUnit.Count, value=1)
+            count("LocksUnreadable")
             return ReapOutcome(judgement, "none")
         if verdict in (Verdict.FRESH, Verdict.ALIVE, Verdict.PROTECTED):
             if record is not None and not dry:
@@ -184,7 +182,7 @@ class LockReaper:
             )
         )
         self._table.put_stale_record(held, StaleRecord(record.lock_id, record.fingerprint, now, warned=True))
-        metrics.add_metric(name="LocksStale", unit=MetricUnit.Count, value=1)
+        count("LocksStale")
         return "warned"
 
     def _release(self, held: HeldLock, judgement: Judgement, now: datetime) -> str:
@@ -199,7 +197,6 @@ class LockReaper:
             logger.info("lock changed before its release: left alone", state_path=held.state_path)
             return "changed"
         logger.warning("stale lock released", state_path=held.state_path, lock_id=held.lock.id, source=held.source)
-        metrics.add_metric(name="LocksReaped", unit=MetricUnit.Count, value=1)
         reaped = notifications.lock_reaped(
             lock=held.lock,
             source=held.source,
@@ -220,6 +217,8 @@ class LockReaper:
         One that still cannot be delivered stays for the next run, and never stops this run's judging.
         """
         for notification in self._table.pending_notifications():
+            if notification.bucket != self._bucket.name:
+                continue  # another backend's: its own reaper tells its own channels
             try:
                 self._notifier.notify(notification)
             except ChannelDeliveryError as exc:

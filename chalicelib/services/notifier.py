@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
-
-from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import invocation
 from chalicelib.domain.deliveries import DeliveryClaims
 from chalicelib.domain.history import AuditEvent, audit_event_of
-from chalicelib.domain.notifications import Notification
+from chalicelib.domain.notifications import Notification, NotificationType
 from chalicelib.errors import ChannelDeliveryError, GuardianError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 
 # A delivery claim's lease against the longest invocation that can hold one and the retries that can see it:
 # - every function's timeout, `lambda_timeout` in .chalice/config.json, is LAMBDA_TIMEOUT_S (45 s): a lease outlives
@@ -29,6 +29,12 @@ BACKOFF_S = 0.5
 # Recording a delivery the channel accepted is tried this many times (each with botocore's own retries): one left
 # unrecorded is delivered again by a later retry of its event, if one comes after its lease.
 RECORD_ATTEMPTS = 3
+# Notifications counted per backend as they are sent, each type by a metric an alarm watches.
+_COUNTED = {
+    NotificationType.DIGEST_MISMATCH: "DigestMismatches",
+    NotificationType.STATE_UNREADABLE: "StatesUnreadable",
+    NotificationType.LOCK_REAPED: "LocksReaped",
+}
 
 
 class Channel(Protocol):
@@ -76,6 +82,7 @@ class Notifier:
         attempts: int = 3,
         routes: Mapping[str, frozenset[str]] | None = None,
         journal: Journal | None = None,
+        backend: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -84,6 +91,7 @@ class Notifier:
         self._journal = journal
         self._attempts = attempts
         self._routes = dict(routes or {})
+        self._backend = backend
         self._clock = clock
         self._sleep = sleep
 
@@ -97,9 +105,13 @@ class Notifier:
         notification another invocation has claimed is waited for while this invocation has time (that one either
         delivers it or its lease runs out and it is ours); when time runs short, it fails for a later retry.
         """
+        if self._backend is not None:
+            notifications = [n if n.backend else replace(n, backend=self._backend) for n in notifications]
         if self._journal is not None and notifications:
             # Recorded before any channel has it: a notification delivered is always in the audit trail.
             self._journal.record([audit_event_of(n) for n in notifications])
+        for counted in (n for n in notifications if n.type in _COUNTED):  # before delivery, which may fail
+            count(_COUNTED[counted.type], backend=counted.backend)
         failed: list[str] = []
         for channel in self.channels:
             wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value) and _takes(channel, n)}
@@ -128,11 +140,12 @@ class Notifier:
             undelivered = self._send_with_retries(channel, todo) if todo else set()
             delivered = [n.id for n in todo if n.id not in undelivered]
             if delivered:
-                metrics.add_metric(name="NotificationsDelivered", unit=MetricUnit.Count, value=len(delivered))
+                for kind, sent in Counter(n.type.value for n in todo if n.id not in undelivered).items():
+                    count("NotificationsDelivered", sent, channel=channel.name, type=kind)
                 self._record_delivered(channel, delivered)
             if undelivered:
                 self._ledger.release_deliveries(sorted(undelivered), channel.name)
-                metrics.add_metric(name="ChannelFailures", unit=MetricUnit.Count, value=len(undelivered))
+                count("ChannelFailures", len(undelivered), channel=channel.name)
                 return False
             if not claims.leased:
                 return True
@@ -145,7 +158,7 @@ class Notifier:
                     notification_ids=pending,
                     lease_ends_in_s=round(max(claims.leased.values()) - self._clock(), 1),
                 )
-                metrics.add_metric(name="DeliveriesLeasedElsewhere", unit=MetricUnit.Count, value=len(pending))
+                count("DeliveriesLeasedElsewhere", len(pending))
                 return False
             self._sleep(max(wait, 0.0))
 
@@ -160,7 +173,7 @@ class Notifier:
             except GuardianError as exc:
                 if attempt == RECORD_ATTEMPTS:
                     logger.warning("deliveries made but not recorded", channel=channel.name, error=str(exc))
-                    metrics.add_metric(name="DeliveriesNotRecorded", unit=MetricUnit.Count, value=len(delivered))
+                    count("DeliveriesNotRecorded", len(delivered))
                     return
                 self._sleep(BACKOFF_S * 2 ** (attempt - 1))
 

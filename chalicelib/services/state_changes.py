@@ -8,8 +8,6 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import Neighbours, S3StateBucket
 from chalicelib.domain import notifications
@@ -19,7 +17,7 @@ from chalicelib.domain.s3_events import ObjectChange, ObjectEvent
 from chalicelib.domain.state_index import StateDiff, StateIndex
 from chalicelib.domain.state_keys import StateKey
 from chalicelib.errors import GuardianError, NotAStateError, ObjectNotFoundError, StateTooLargeError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
 from chalicelib.services.version_history import TOO_LARGE_TO_INDEX, VersionHistory, writer_of
@@ -42,7 +40,7 @@ class StateChangeService:
         notifier: Notifier,
         versions: VersionHistory,
         *,
-        lock_table: str,
+        lock_table: str | None,
         workspace_key_prefixes: tuple[str, ...],
         removed_resources_warning: int,
     ) -> None:
@@ -135,7 +133,6 @@ class StateChangeService:
         elif isinstance(failed, NotAStateError):
             # The write that breaks every Terraform client of this state: announced, never only logged.
             logger.warning("object at a state key is not a readable state", key=event.key, reason=str(failed))
-            metrics.add_metric(name="StatesUnreadable", unit=MetricUnit.Count, value=1)
             unreadable = self._unreadable(event, str(failed))
             self._record_other(event, place, VersionKind.UNREADABLE, unreadable, size=event.size, reason=str(failed))
             self._notifier.notify(unreadable)
@@ -307,12 +304,16 @@ class StateChangeService:
 
     def _copy_back_command(self, key: str, version_id: str) -> str:
         # A copied version needs the digest item set to its MD5, or every Terraform client fails.
+        copy = (
+            f"aws s3api copy-object --bucket {shlex.quote(self._bucket.name)} --key {shlex.quote(key)}"
+            f" --copy-source {shlex.quote(f'{self._bucket.name}/{key}?versionId={version_id}')}"
+        )
+        if self._lock_table is None:  # lockfiles only: Terraform keeps no digest to match
+            return copy
         digest = self._bucket.md5_of(key, version_id)
         item = json.dumps({"LockID": {"S": f"{self._bucket.name}/{key}-md5"}, "Digest": {"S": digest}})
         return (
-            f"aws s3api copy-object --bucket {shlex.quote(self._bucket.name)} --key {shlex.quote(key)}"
-            f" --copy-source {shlex.quote(f'{self._bucket.name}/{key}?versionId={version_id}')}"
-            f" && aws dynamodb put-item --table-name {shlex.quote(self._lock_table)} --item {shlex.quote(item)}"
+            f"{copy} && aws dynamodb put-item --table-name {shlex.quote(self._lock_table)} --item {shlex.quote(item)}"
         )
 
 
@@ -327,4 +328,4 @@ def _written_at(place: Neighbours | None, event: ObjectEvent) -> datetime:
 
 def _skip(message: str, **keys: object) -> None:
     logger.warning(message, extra=keys)
-    metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
+    count("EventsSkipped")

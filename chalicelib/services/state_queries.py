@@ -7,6 +7,7 @@ from a state is ever in an answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,9 +204,13 @@ class StateQueries:
         limit: int,
         next_token: str | None,
         now: datetime,
+        admits: Callable[[str, str], bool] | None = None,
     ) -> dict[str, Any]:
-        """The audit trail newest first: by state, or across the fleet day by day."""
+        """The audit trail newest first: by state, or day by day across this backend's states (with `admits`, the
+        events of every bucket and key it admits)."""
         scope.require(READ)
+        if admits is None:
+            admits = lambda bucket, key: bucket == self._bucket.name and scope.admits(key)  # noqa: E731
         position = decode_token(next_token, expect=AUDIT) if next_token else {}
         if key:
             checked(key, scope, READ)
@@ -229,7 +234,7 @@ class StateQueries:
                 day_partition(day), since=since, until=until, limit=limit - len(events), start_sk=start_sk,
                 filters=filters,
             )  # fmt: skip
-            events += [event for event in found if scope.admits(event.key)]
+            events += [event for event in found if admits(event.bucket, event.key)]
             if last is not None:
                 here = {"for": AUDIT, "day": day.strftime("%Y-%m-%d"), "sk": last}
                 return {"events": [e.to_dict() for e in events], "next": encode_token(here)}

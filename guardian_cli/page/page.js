@@ -71,6 +71,7 @@
     if (body !== undefined) sent["Content-Type"] = "application/json";
     if (actAs()) sent["X-Guardian-Act-As"] = actAs();
     if (pageToken()) sent["X-Guardian-Page-Token"] = pageToken();
+    if (currentBackend && !query.has("backend")) query.set("backend", currentBackend);
     const url = `/api/${route}${query.toString() ? `?${query}` : ""}`;
     let response;
     try {
@@ -174,8 +175,14 @@
     return el("tr", {}, el("td", { colspan: columns, class: "empty" }, text));
   }
 
+  // The backend of the state on view: a state's routes name it (a guardian may watch several backends).
+  let currentBackend = "";
+
   function stateHref(key, extra) {
+    const backend = (extra && extra.backend) || currentBackend;
     const query = new URLSearchParams({ key, ...(extra || {}) });
+    if (backend) query.set("backend", backend);
+    else query.delete("backend");
     return `#/state?${query}`;
   }
 
@@ -253,7 +260,7 @@
     return el(
       "tr",
       { class: lock ? "locked" : null },
-      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(state.key) }, state.key)),
+      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(state.key, { backend: state.backend }) }, state.key)),
       el("td", {}, orDash(state.workspace)),
       el("td", { class: "num" }, orDash(state.serial)),
       el("td", {}, orDash(writer.who || writer.principal)),
@@ -442,7 +449,7 @@
     return el(
       "tr",
       {},
-      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(entry.key) }, entry.key)),
+      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(entry.key, { backend: entry.backend }) }, entry.key)),
       el("td", {}, orDash(entry.source)),
       el("td", { class: "id" }, el("code", {}, orDash(lock.id))),
       el("td", {}, orDash(lock.who)),
@@ -506,7 +513,7 @@
       el("td", {}, when(event.occurred_at)),
       el("td", {}, el("code", {}, orDash(event.type))),
       el("td", {}, badge(orDash(event.severity), SEVERITIES[event.severity] || "")),
-      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(event.key) }, event.key)),
+      el("th", { scope: "row", class: "key" }, el("a", { href: stateHref(event.key, { backend: event.backend }) }, event.key)),
       el("td", {}, orDash(event.caller || event.who || event.principal)),
       el("td", { class: "summary-text" }, orDash(event.summary)),
       el("td", {}, orDash(event.reason)),
@@ -692,6 +699,7 @@
     const at = hash.indexOf("?");
     const path = at < 0 ? hash.slice(1) : hash.slice(1, at);
     const params = new URLSearchParams(at < 0 ? "" : hash.slice(at + 1));
+    currentBackend = path === "/state" ? params.get("backend") || "" : "";
     const views = { "/": fleetView, "/state": stateView, "/locks": locksView, "/events": eventsView };
     const view = views[path] || fleetView;
     if (!views[path]) warn(`There is no page at ${path}: showing the fleet.`);

@@ -165,7 +165,7 @@ def test_a_diff_of_two_versions_shows_the_addresses_and_outputs_that_changed(
 ) -> None:
     open_page(page, fleet)
     after(page, lambda: page.get_by_role("link", name=KEY, exact=True).click())
-    assert page.url.endswith("#/state?key=apps%2Fweb%2Fterraform.tfstate")
+    assert page.url.endswith("#/state?key=apps%2Fweb%2Fterraform.tfstate&backend=default")
     assert page.locator("#state-key").text_content() == KEY
     first, _, third = fleet.serials
     page.get_by_label(f"Compare from serial {first}", exact=True).check()

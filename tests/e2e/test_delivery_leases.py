@@ -81,7 +81,7 @@ def test_a_retry_during_a_dead_invocations_lease_fails_and_the_next_delivers_onc
     assert sns_queue() == []
 
     # After the lease (Lambda's retry of an S3 event comes a minute later), the retry delivers; later ones skip.
-    notifier = composition.container().notifier
+    notifier = composition.container().home.notifier
     monkeypatch.setattr(notifier, "_clock", lambda: time.time() + LEASE_S + 1)
     for _ in range(2):
         for event in events:
@@ -103,7 +103,7 @@ def test_a_retry_with_time_enough_waits_for_the_lease_and_delivers_in_the_same_i
                 stack.app.on_state_object_event(event, invocation(45))
     # The retry comes when two seconds of the lease are left, with 45 s to run: it waits, then delivers.
     started = time.time()
-    monkeypatch.setattr(composition.container().notifier, "_clock", lambda: time.time() + LEASE_S - 2)
+    monkeypatch.setattr(composition.container().home.notifier, "_clock", lambda: time.time() + LEASE_S - 2)
     for event in s3_events:
         stack.app.on_state_object_event(event, invocation(45))
     assert 1.5 < time.time() - started < 20

@@ -59,7 +59,7 @@ def directory(terraform: Terraform, stack: RunningStack, path: Path, *, dynamodb
 
 
 def reaper(**policy: object):
-    reaper = composition.container().reaper
+    reaper = composition.container().home.reaper
     reaper.policy = ReaperPolicy(**policy)  # type: ignore[arg-type]
     return reaper
 

@@ -209,7 +209,7 @@ def test_reaping_under_a_scope_never_touches_or_mentions_a_lock_outside_it_and_t
     assert api.resources is not None
     for key, lock_id in ((TEAM_A, "L-A"), (TEAM_AB, "L-AB")):
         path = f"{api.resources.state_bucket}/{key}"
-        raw = composition.container().lock_table.current_lock(path)
+        raw = composition.container().home.lock_table.current_lock(path)
         assert raw is not None
         record = StaleRecord(lock_id, HeldLock(path, LockSource.DYNAMODB, raw, None).fingerprint,
                              datetime.now(UTC) - timedelta(hours=1), warned=True)  # fmt: skip
@@ -223,7 +223,7 @@ def test_reaping_under_a_scope_never_touches_or_mentions_a_lock_outside_it_and_t
     ]
     assert "L-AB" not in json.dumps(body) and TEAM_AB not in json.dumps(body)
     assert held(aws, api, TEAM_A) and held(aws, api, TEAM_AB) and held(aws, api, OUTSIDE)
-    assert composition.container().lock_table.current_lock(f"{api.resources.state_bucket}/{TEAM_A}") == inside
+    assert composition.container().home.lock_table.current_lock(f"{api.resources.state_bucket}/{TEAM_A}") == inside
 
     # The platform on-call may reap every team's locks, still under the ceiling, never beyond the deployment.
     status, body = call(api, "POST", "/locks/reap", act_as=PLATFORM, body={"dry_run": False})

@@ -59,7 +59,7 @@ def stopping_after(calls: int) -> Callable[[], float]:
 
 @pytest.fixture
 def backfill(stack: RunningStack) -> Any:
-    return composition.container().backfill
+    return composition.container().home.backfill
 
 
 def test_300_versions_recorded_once_with_serials_lineages_and_diffs(aws, stack: RunningStack, backfill) -> None:
@@ -72,7 +72,7 @@ def test_300_versions_recorded_once_with_serials_lineages_and_diffs(aws, stack: 
     assert second.done
     assert first.recorded + second.recorded == 3 * PER_KEY + 1  # each version and the delete marker, once
 
-    history = composition.container().history
+    history = composition.container().home.history
     for number, key in enumerate(KEYS):
         listed = []
         token = None
@@ -123,7 +123,7 @@ def test_the_local_stack_backfills_what_its_bucket_held_at_start(aws, stack_with
             Body=state_bytes(generate_state(5, serial=serial, lineage="L", seed=serial)),
         )
     local = stack_with()
-    versions = composition.container().history.versions(
+    versions = composition.container().home.history.versions(
         local.resources.state_bucket, "before/terraform.tfstate", limit=10
     )
     assert [r.serial for r in versions.items] == [2, 1] and all(r.backfilled for r in versions.items)
@@ -141,7 +141,7 @@ def test_the_scheduled_function_finishes_a_backfill_stopped_half_way(aws, stack:
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/tfstate-guardian-local-backfill_history"],
         "detail": {},
     }  # fmt: skip
-    history = composition.container().history
+    history = composition.container().home.history
     for _ in range(3):  # each run is bounded by its context's remaining time; these versions fit in one
         context = LocalLambdaContext(function_name="tfstate-guardian-local-backfill_history")
         stack.app.backfill_history(scheduled, context)

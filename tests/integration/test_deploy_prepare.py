@@ -15,6 +15,7 @@ import pytest
 from deploy.__main__ import main
 from deploy.resource_shapes import DEFAULT_ENCRYPTION, PUBLIC_ACCESS_BLOCK, create_guardian_table
 from local_stack.stack import REGION
+from tests.support.deployed import recording_session, writes
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's account
@@ -26,8 +27,7 @@ TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:tfstate-guardian-test"
 EVENT_BUS = "tfstate-guardian-test"
 SLACK_PARAMETER = "/tfstate-guardian/test/slack-webhook-url"
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/never-printed-7f3a"
-PLACEHOLDER_STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{LOCK_TABLE}/stream/2026-01-01T00:00:00.000"
-READS = ("Get", "Describe", "Head", "List")
+ALARM_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:tfstate-guardian-test-alarms"
 
 
 def write_config(tmp_path: Path, **overrides: str) -> Path:
@@ -35,7 +35,6 @@ def write_config(tmp_path: Path, **overrides: str) -> Path:
     stage_env = {
         "GUARDIAN_STATE_BUCKET": BUCKET,
         "GUARDIAN_LOCK_TABLE": LOCK_TABLE,
-        "GUARDIAN_LOCK_TABLE_STREAM_ARN": PLACEHOLDER_STREAM_ARN,
         "GUARDIAN_INDEX_BUCKET": INDEX_BUCKET,
         "GUARDIAN_NOTIFY_TOPIC_ARN": TOPIC_ARN,
         "GUARDIAN_NOTIFY_EVENT_BUS": EVENT_BUS,
@@ -64,18 +63,6 @@ def bare_backend(aws: boto3.session.Session, stream_view: str | None = None) -> 
         BillingMode="PAY_PER_REQUEST",
         **stream,  # type: ignore[arg-type]
     )
-
-
-def recording_session() -> tuple[boto3.session.Session, list[str]]:
-    """A session like the command's own, that notes the name of every AWS operation it calls."""
-    session = boto3.session.Session()
-    calls: list[str] = []
-    session.events.register("before-parameter-build", lambda model, **_: calls.append(model.name))
-    return session, calls
-
-
-def writes(calls: list[str]) -> list[str]:
-    return [call for call in calls if not call.startswith(READS)]
 
 
 def run(config: Path, *extra: str) -> tuple[int, list[str]]:
@@ -168,11 +155,11 @@ def test_a_bare_backend_is_made_ready_and_a_second_run_changes_nothing(
     assert lifecycle_rules(aws) == [retention_rule(400)]
     assert "Status" not in s3.get_bucket_versioning(Bucket=INDEX_BUCKET)  # expired indexes leave nothing behind
 
-    # The new stream's ARN is not the configured one yet: said, with what to do, and the run is not "ready".
-    stream_arn = lock_table["LatestStreamArn"]
-    assert code == 1
-    assert f"to do: set GUARDIAN_LOCK_TABLE_STREAM_ARN to {stream_arn} in stage 'test'" in first.out
-    assert first.out.splitlines()[:9] == [
+    assert ALARM_TOPIC_ARN in topic_arns(aws)
+    # No stream ARN to configure any more: harden finds the stream by describing the table.
+    assert code == 0
+    assert "GUARDIAN_LOCK_TABLE_STREAM_ARN" not in first.out
+    assert first.out.splitlines() == [
         f"s3://{BUCKET}: enable versioning (it is never enabled)",
         f"s3://{BUCKET}: set default encryption to SSE-S3 (AES256) (it has none)",
         f"s3://{BUCKET}: block all public access "
@@ -180,13 +167,13 @@ def test_a_bare_backend_is_made_ready_and_a_second_run_changes_nothing(
         f"dynamodb table {LOCK_TABLE}: enable its stream with NEW_AND_OLD_IMAGES",
         "sns: create the topic tfstate-guardian-test",
         f"events: create the event bus {EVENT_BUS}",
+        "sns: create the topic tfstate-guardian-test-alarms, for the guardian's alarms (subscribe to it)",
         f"dynamodb table {GUARDIAN_TABLE}: create it (pk, sk strings; on demand; TTL on expires_at)",
         f"s3://{INDEX_BUCKET}: create it, the guardian's index bucket (SSE-S3, all public access blocked, "
         "indexes/ expiring after 400 days)",
         f"ssm: create {SLACK_PARAMETER} from $GUARDIAN_SLACK_WEBHOOK_URL_VALUE",
     ]
 
-    config = write_config(tmp_path, GUARDIAN_LOCK_TABLE_STREAM_ARN=stream_arn)
     code, calls = run(config)
 
     second = capsys.readouterr()
@@ -209,7 +196,6 @@ def test_a_dry_run_says_what_it_would_do_and_changes_nothing(
     lines = out.splitlines()
     assert len(lines) == 10
     assert all(line.startswith("[dry run] ") for line in lines)
-    assert "[dry run] the lock table's stream ARN is known once the stream is enabled" in lines
     assert "Status" not in aws.client("s3").get_bucket_versioning(Bucket=BUCKET)
     assert public_access_block(aws) is None
     assert "StreamSpecification" not in aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]
@@ -236,8 +222,8 @@ def test_a_missing_state_bucket_is_refused_before_anything_changes(
     assert code == 1
     assert out == ""
     assert err == (
-        f"prepare: error: state bucket {BUCKET} does not exist: prepare never creates a team's state bucket; "
-        "create it, or fix GUARDIAN_STATE_BUCKET\n"
+        f"prepare: error: state bucket {BUCKET} of backend default does not exist: prepare never creates a team's "
+        "state bucket; create it, or fix the backend's bucket (GUARDIAN_STATE_BUCKET or GUARDIAN_BACKENDS)\n"
     )
     assert writes(calls) == []
     assert aws.client("s3").list_buckets()["Buckets"] == []
@@ -259,9 +245,8 @@ def test_suspended_versioning_is_enabled_and_a_kms_default_encryption_is_kept(
         ]
     }
     s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=kms)  # type: ignore[arg-type]
-    stream_arn = aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]["LatestStreamArn"]
 
-    code, _ = run(write_config(tmp_path, GUARDIAN_LOCK_TABLE_STREAM_ARN=stream_arn, GUARDIAN_SLACK_WEBHOOK_SECRET=""))
+    code, _ = run(write_config(tmp_path, GUARDIAN_SLACK_WEBHOOK_SECRET=""))
 
     out = capsys.readouterr().out
     assert code == 0
@@ -294,9 +279,8 @@ def test_a_missing_secret_without_a_value_is_left_to_do_and_fails_the_run(
 ) -> None:
     bare_backend(aws, stream_view="NEW_AND_OLD_IMAGES")
     monkeypatch.delenv("GUARDIAN_SLACK_WEBHOOK_URL_VALUE", raising=False)
-    stream_arn = aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]["LatestStreamArn"]
 
-    code, _ = run(write_config(tmp_path, GUARDIAN_LOCK_TABLE_STREAM_ARN=stream_arn))
+    code, _ = run(write_config(tmp_path))
 
     out = capsys.readouterr().out
     assert code == 1
@@ -321,22 +305,21 @@ def test_a_topic_of_another_account_is_refused(
     assert writes(calls) == []
 
 
-def ready_backend(aws: boto3.session.Session) -> str:
-    """A backend prepare has made ready before: the stream ARN to configure."""
+def ready_backend(aws: boto3.session.Session) -> None:
+    """A backend prepare has made ready before, with the guardian's alarm topic."""
     bare_backend(aws, stream_view="NEW_AND_OLD_IMAGES")
     s3 = aws.client("s3")
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
     s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
     create_guardian_table(aws.client("dynamodb"), GUARDIAN_TABLE)
-    return str(aws.client("dynamodb").describe_table(TableName=LOCK_TABLE)["Table"]["LatestStreamArn"])
+    aws.client("sns").create_topic(Name="tfstate-guardian-test-alarms")
 
 
-def ready_config(tmp_path: Path, stream_arn: str, **overrides: str) -> Path:
+def ready_config(tmp_path: Path, **overrides: str) -> Path:
     """The config of a ready backend, without channels: prepare's only business is the index bucket."""
     return write_config(
         tmp_path,
-        GUARDIAN_LOCK_TABLE_STREAM_ARN=stream_arn,
         GUARDIAN_NOTIFY_TOPIC_ARN="",
         GUARDIAN_NOTIFY_EVENT_BUS="",
         GUARDIAN_SLACK_WEBHOOK_SECRET="",
@@ -347,7 +330,8 @@ def ready_config(tmp_path: Path, stream_arn: str, **overrides: str) -> Path:
 def test_an_existing_index_bucket_is_brought_to_shape_keeping_the_operators_own_rules(
     aws: boto3.session.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ready_config(tmp_path, ready_backend(aws), GUARDIAN_HISTORY_DAYS="90")
+    ready_backend(aws)
+    config = ready_config(tmp_path, GUARDIAN_HISTORY_DAYS="90")
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=INDEX_BUCKET)
     s3.put_public_access_block(
@@ -405,7 +389,8 @@ def test_an_index_retention_rule_that_is_off_too_wide_or_missing_is_put_back(
     rule: dict[str, Any] | None,
     said: str,
 ) -> None:
-    config = ready_config(tmp_path, ready_backend(aws))
+    ready_backend(aws)
+    config = ready_config(tmp_path)
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=INDEX_BUCKET)
     s3.put_bucket_encryption(Bucket=INDEX_BUCKET, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
@@ -440,7 +425,8 @@ def test_an_index_bucket_that_is_the_state_bucket_is_refused_before_anything_is_
 def test_without_an_index_bucket_none_is_made(
     aws: boto3.session.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ready_config(tmp_path, ready_backend(aws), GUARDIAN_INDEX_BUCKET="")
+    ready_backend(aws)
+    config = ready_config(tmp_path, GUARDIAN_INDEX_BUCKET="")
 
     code, _ = run(config)
 

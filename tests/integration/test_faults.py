@@ -55,7 +55,7 @@ class Guardian:
 
     @property
     def container(self) -> composition.Container:
-        return composition.container()
+        return composition.container().home
 
     @property
     def bucket(self) -> str:

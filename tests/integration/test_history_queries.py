@@ -53,7 +53,7 @@ def test_the_fleet_pages_through_every_state_once_within_the_callers_scope(
     assert all(state["resource_count"] == 3 and state["writer"]["principal"] for state in listed)
     _status, body = get(stack, "/states?prefix=team-3/")
     assert [state["key"] for state in body["states"]] == ["team-3/app/terraform.tfstate"]
-    monkeypatch.setattr(composition.container(), "access", AccessPolicy(deployment_prefixes=("team-1", "team-5")))
+    monkeypatch.setattr(composition.container().home, "access", AccessPolicy(deployment_prefixes=("team-1", "team-5")))
     scoped = every_page(stack, "/states?limit=3", "states")
     assert [state["key"] for state in scoped] == [keys[1], keys[5]]
 
@@ -85,7 +85,7 @@ def test_a_version_with_too_many_changes_to_record_is_found_through_its_index(aw
     first = put(aws, stack, KEY, big)
     second = put(aws, stack, KEY, {**big, "serial": 2, "resources": big["resources"][1:]})
     stack.pump()
-    records = composition.container().history.versions(stack.resources.state_bucket, KEY, limit=10).items
+    records = composition.container().home.history.versions(stack.resources.state_bucket, KEY, limit=10).items
     assert records[-1].changed_addresses_overflow  # the first version added too many to keep on its record
     gone = big["resources"][0]
     address = f"{gone.get('module') + '.' if gone.get('module') else ''}{gone['type']}.{gone['name']}"
@@ -130,7 +130,7 @@ def test_a_diff_of_recorded_versions_reads_neither_state(aws, stack: RunningStac
 
 def test_the_audit_trail_pages_by_state_and_across_days_with_filters(aws, stack: RunningStack) -> None:
     now = datetime.now(UTC)
-    audit = composition.container().audit
+    audit = composition.container().home.audit
     events = [
         AuditEvent(
             id=f"e{n}",

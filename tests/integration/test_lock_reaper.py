@@ -51,7 +51,7 @@ def lock_item(aws, stack: RunningStack, key: str = KEY) -> Any:
 
 @pytest.fixture
 def reaper(stack: RunningStack):
-    reaper = composition.container().reaper
+    reaper = composition.container().home.reaper
     reaper.policy = ReaperPolicy(grace=timedelta(0))
     return reaper
 
@@ -176,7 +176,7 @@ def test_a_lockfile_retaken_before_its_release_stays(aws, stack, reaper, monkeyp
     s3.put_object(Bucket=bucket, Key=KEY + ".tflock", Body=lock_info(stack).encode())
     reaper.run(NOW)
     fresh = lock_info(stack, lock_id="new-lock", hours=0).encode()
-    bucket_adapter = composition.container().state_bucket
+    bucket_adapter = composition.container().home.state_bucket
     delete = bucket_adapter.delete_lockfile_version
 
     def terraform_gets_there_first(key: str, version_id: str) -> bool:

@@ -52,7 +52,7 @@ def test_captured_scenarios_replayed_three_times_notify_once(stack: RunningStack
 
 
 def test_plans_notify_when_a_team_asks_for_them(stack: RunningStack, monkeypatch) -> None:
-    monkeypatch.setattr(composition.container().locks, "_quiet_operations", frozenset())
+    monkeypatch.setattr(composition.container().home.locks, "_quiet_operations", frozenset())
     stack.app.on_lock_table_change(captured_stream("tf1.11.4_plan.json"), None)
     assert [n["type"] for n in stack.notifications()] == ["lock.acquired", "lock.released"]
     assert stack.notifications()[0]["summary"] == "app: locked by root@vm (plan, Terraform 1.11.4)"

@@ -63,7 +63,7 @@ def test_bad_bodies_are_400_not_500(stack: RunningStack) -> None:
 
 def test_keys_outside_the_allowed_prefixes_are_403(aws, stack: RunningStack, monkeypatch) -> None:
     put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
-    monkeypatch.setattr(composition.container(), "access", AccessPolicy(deployment_prefixes=("teams/a/",)))
+    monkeypatch.setattr(composition.container().home, "access", AccessPolicy(deployment_prefixes=("teams/a/",)))
     status, body = post(stack, json.dumps({"key": KEY, "serial": 1}))
     assert (status, body["error"], body["rule"]) == (403, "not_allowed", "GUARDIAN_API_KEY_PREFIXES")
 
@@ -97,7 +97,7 @@ def test_a_failed_request_can_be_retried_with_the_same_key(aws, stack: RunningSt
 def test_a_rollback_whose_notification_fails_is_not_done_twice(aws, stack: RunningStack, monkeypatch) -> None:
     first = put(aws, stack, state_bytes("state_tf1.11.4_first_apply_serial1.json"))
     put(aws, stack, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
-    notifier = composition.container().notifier
+    notifier = composition.container().home.notifier
 
     def down(notifications) -> None:
         raise ChannelDeliveryError("every channel is down")

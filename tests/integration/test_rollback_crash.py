@@ -73,7 +73,7 @@ def seed(aws: boto3.session.Session, local: LocalStack) -> tuple[str, str]:
 
 def crash_rollback(step: str, first: str) -> None:
     """Run a rollback whose Lambda is killed right after `step`; then a new container, as Lambda would start."""
-    container = composition.container()
+    container = composition.container().home
     target, method = STEPS[step]
     with inject_faults(container) as injector, pytest.MonkeyPatch.context() as patch:
         kill_after(patch, injector, target(container), method)
@@ -164,6 +164,6 @@ def test_without_a_ttl_for_it_the_guardians_lock_lives_as_long_as_a_lambda_at_mo
     local = start({"GUARDIAN_REAP_GRACE_S": "0"})
     _, first = seed(aws, local)
     crash_rollback("lockfile taken", first)
-    outcomes = composition.container().reaper.run(datetime.now(UTC))
+    outcomes = composition.container().home.reaper.run(datetime.now(UTC))
     assert {(o.judgement.verdict.value, o.judgement.evidence["ttl_s"]) for o in outcomes} == {("fresh", 900)}
     assert World(aws, local).locks() == ["tfstate-guardian-rollback", "tfstate-guardian-rollback"]

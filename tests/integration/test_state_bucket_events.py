@@ -181,7 +181,7 @@ def test_replayed_events_notify_once(aws, stack) -> None:
 
 
 def test_a_failing_channel_is_retried_without_duplicating_the_others(aws, stack, monkeypatch) -> None:
-    notifier = composition.container().notifier
+    notifier = composition.container().home.notifier
     topic = next(channel for channel in notifier.channels if channel.name == "sns")
     real_send = topic.send
     failures = {"left": 4}  # more than one invocation's attempts

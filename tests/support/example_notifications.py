@@ -7,6 +7,7 @@ PagerDuty) as the code renders them; `tests/unit/test_readme_messages.py` checks
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.channels.pagerduty import pagerduty_events
@@ -21,6 +22,7 @@ from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateIndex
 from chalicelib.domain.state_keys import StateKey
 
+BACKEND = "prod"  # the backend the README's examples come from, named as the notifier names it
 BUCKET = "tfstate-prod"
 KEY = "platform/network/terraform.tfstate"
 LOCK_TABLE = "tf-locks"
@@ -116,15 +118,21 @@ def index(serial: int, resources: dict[str, int], outputs: dict[str, int]) -> St
     return StateIndex(header=header, size=48213, md5="0" * 32, resources=resources, outputs=outputs)
 
 
+def sent(notification: Notification, backend: str = BACKEND) -> Notification:
+    """The notification as the notifier sends it: naming its backend."""
+    return replace(notification, backend=backend)
+
+
 def readme_examples() -> dict[str, str]:
     """The README's example messages, as the code renders them: name -> the text shown."""
-    email = email_body(changed().to_dict(), page_url=PAGE_URL)
-    events = pagerduty_events(deleted(), ROUTING_KEY, page_url=PAGE_URL)
-    events += pagerduty_events(restored(), ROUTING_KEY, page_url=PAGE_URL)
+    email = email_body(sent(changed()).to_dict(), page_url=PAGE_URL)
+    events = pagerduty_events(sent(deleted()), ROUTING_KEY, page_url=PAGE_URL)
+    events += pagerduty_events(sent(restored()), ROUTING_KEY, page_url=PAGE_URL)
+    teams = teams_body(sent(mismatch()), page_url=PAGE_URL)
     return {
-        "slack": json.dumps(slack_message(deleted(), page_url=PAGE_URL), indent=2, ensure_ascii=False),
+        "slack": json.dumps(slack_message(sent(deleted()), page_url=PAGE_URL), indent=2, ensure_ascii=False),
         "email": f"Subject: {email_subject(changed().summary)}\n\n{email}".rstrip("\n"),
-        "teams": json.dumps(json.loads(teams_body(mismatch(), page_url=PAGE_URL)), indent=2, ensure_ascii=False),
+        "teams": json.dumps(json.loads(teams), indent=2, ensure_ascii=False),
         "pagerduty": "\n".join(json.dumps(event, indent=2, ensure_ascii=False) for event in events),
     }
 

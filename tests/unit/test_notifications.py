@@ -9,7 +9,10 @@ from chalicelib.domain.state import StateHeader
 from chalicelib.domain.state_index import StateIndex
 from chalicelib.domain.state_keys import StateKey
 
-CONTRACT_FIELDS = ["id", "type", "severity", "occurred_at", "bucket", "key", "workspace", "summary", "details"]
+# The contract's envelope, and the fields added since (never renamed or removed): `backend`, its backend's name.
+CONTRACT_FIELDS = [
+    "id", "type", "severity", "occurred_at", "bucket", "key", "workspace", "summary", "details", "backend"
+]  # fmt: skip
 STATE_CHANGED_DETAILS = {
     "serial", "lineage", "terraform_version", "version_id", "previous_version_id", "lock", "principal",
     "resources", "outputs", "encrypted", "size", "too_large",
