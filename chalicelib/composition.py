@@ -262,6 +262,7 @@ class Container:
             lock_table=self.settings.lock_table,
             workspace_key_prefixes=self.settings.workspace_key_prefixes,
             removed_resources_warning=self.settings.removed_resources_warning,
+            backend=self.settings.backend.name,
         )
 
     @cached_property

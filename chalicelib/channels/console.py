@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import TextIO
 
-from chalicelib.domain.notifications import Notification
+from chalicelib.domain.notifications import Notification, backend_of
 from chalicelib.domain.page_links import state_page_url
 from chalicelib.domain.text import terminal_safe
 
@@ -32,7 +32,7 @@ class ConsoleChannel:
         location = terminal_safe(f"{backend}s3://{data['bucket']}/{data['key']}{_version_suffix(data['details'])}")
         lines = [first, f"{'':18}{location}"]
         if self._page_url:
-            lines.append(f"{'':18}{terminal_safe(state_page_url(self._page_url, data['key']))}")
+            lines.append(f"{'':18}{terminal_safe(state_page_url(self._page_url, data['key'], backend_of(data)))}")
         with self._lock:
             self._stream.write("".join(f"{line}\n" for line in lines))
             self._stream.flush()

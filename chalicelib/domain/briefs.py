@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.locks import short_operation
+from chalicelib.domain.notifications import backend_of
 from chalicelib.domain.page_links import state_page_url
 from chalicelib.domain.remedies import Remedy, remedy_for
 
@@ -100,7 +101,7 @@ def brief(data: Mapping[str, Any], *, page_url: str | None = None, top: int = TO
         facts=facts(data, details),
         changes=changes_of(details, top),
         remedy=remedy_for(data),
-        page_url=state_page_url(page_url, str(data["key"])) if page_url else None,
+        page_url=state_page_url(page_url, str(data["key"]), backend_of(data)) if page_url else None,
     )
 
 
@@ -124,8 +125,8 @@ def facts(data: Mapping[str, Any], details: Mapping[str, Any]) -> list[Fact]:
     """The labelled facts worth reading at a glance: which backend and where, which serial, who held the lock, who
     wrote it, why."""
     kind = str(data["type"])
-    backend = data.get("backend")
-    found = [Fact("Backend", backend, code=True)] if isinstance(backend, str) and backend else []
+    backend = backend_of(data)
+    found = [Fact("Backend", backend, code=True)] if backend else []
     found.append(Fact("State", f"s3://{data['bucket']}/{data['key']}", code=True))
     if data.get("workspace") not in (None, "default"):
         found.append(Fact("Workspace", str(data["workspace"]), code=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -95,6 +96,12 @@ class Notification:
             "details": self.details,
             "backend": self.backend,
         }
+
+
+def backend_of(data: Mapping[str, Any]) -> str | None:
+    """The name of the backend of a notification given as the contract's dict, when it has one."""
+    backend = data.get("backend")
+    return backend if isinstance(backend, str) and backend else None
 
 
 _FREE_TEXT_CHARS = {"principal": FIELD_CHARS, "caller": FIELD_CHARS, "reason": REASON_CHARS}

@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from chalicelib.domain.notifications import backend_of
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,25 @@ class Remedy:
 
 
 def remedy_for(data: Mapping[str, Any]) -> Remedy | None:
-    """The remedy for a notification (the contract's dict), or None when there is nothing to restore or repair."""
+    """The remedy for a notification (the contract's dict), or None when there is nothing to restore or repair.
+    Its commands name the notification's backend, which a guardian of several backends needs to find the state."""
     build = _REMEDIES.get(str(data.get("type")))
     details = data.get("details")
-    return build(data, details) if build is not None and isinstance(details, Mapping) else None
+    remedy = build(data, details) if build is not None and isinstance(details, Mapping) else None
+    backend = backend_of(data)
+    return in_backend(remedy, backend) if remedy is not None and backend else remedy
+
+
+def in_backend(remedy: Remedy, backend: str) -> Remedy:
+    """`remedy` with its `tfguardian` command and its REST call naming `backend` (`--backend`, `backend=`)."""
+    method, _, rest = remedy.api_call.partition(" ")
+    path, space, body = rest.partition(" ")
+    path += ("&" if "?" in path else "?") + urlencode({"backend": backend}, quote_via=quote)
+    return replace(
+        remedy,
+        command=f"{remedy.command} --backend {shlex.quote(backend)}",
+        api_call=f"{method} {path}{space}{body}",
+    )
 
 
 def rollback_remedy(

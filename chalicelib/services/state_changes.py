@@ -43,6 +43,7 @@ class StateChangeService:
         lock_table: str | None,
         workspace_key_prefixes: tuple[str, ...],
         removed_resources_warning: int,
+        backend: str | None = None,
     ) -> None:
         self._bucket = bucket
         self._sessions = sessions
@@ -52,6 +53,7 @@ class StateChangeService:
         self._lock_table = lock_table
         self._workspace_key_prefixes = workspace_key_prefixes
         self._removed_resources_warning = removed_resources_warning
+        self._backend = backend  # named in the restore command: a guardian of several backends needs it
 
     def handle_event(self, event: ObjectEvent) -> None:
         """One event about a state key: a write, a delete marker or a permanent delete."""
@@ -232,7 +234,7 @@ class StateChangeService:
             restore = (
                 f"tfguardian rollback {shlex.quote(event.key)} --version-id {shlex.quote(last_readable)}"
                 " --reason 'restore the last readable state'"
-            )
+            ) + (f" --backend {shlex.quote(self._backend)}" if self._backend else "")
             restore_by_hand = self._copy_back_command(event.key, last_readable)
         return notifications.state_unreadable(
             event=event,

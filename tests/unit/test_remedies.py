@@ -132,3 +132,16 @@ def test_a_brief_lists_the_top_addresses_with_exact_counts() -> None:
     facts = {fact.label: fact.value for fact in about.facts}
     assert facts["Lock holder"] == f"ci@runner-7 (apply, lock {examples.lock().id})"
     assert facts["Serial"] == "41 → 42"
+
+
+@pytest.mark.parametrize("build", [examples.deleted, examples.unreadable, examples.mismatch, examples.stale])
+def test_a_notification_of_a_backend_names_it_in_every_command_and_link(build: Callable[[], Notification]) -> None:
+    data = examples.sent(build(), backend="team-b").to_dict()
+    remedy = remedy_for(data)
+    assert remedy is not None
+    command = parser().parse_args(shlex.split(remedy.command)[1:])
+    assert command.backend == "team-b"
+    _, _, query, _ = api_parts(remedy.api_call)
+    assert query["backend"] == ["team-b"]
+    page = urlsplit(state_page_url("https://guardian.example.com/", data["key"], data["backend"]))
+    assert parse_qs(page.fragment.partition("?")[2])["backend"] == ["team-b"]
