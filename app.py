@@ -132,7 +132,7 @@ def list_state_versions() -> Response:
 def list_events() -> Response:
     from chalicelib.services.state_queries import moment_param, page_limit
 
-    def events(backend: Container, scope: Scope, admits: Any = None) -> dict[str, Any]:
+    def events(backend: Container, scope: Scope, admits: Callable[[str, str], bool] | None = None) -> dict[str, Any]:
         filters = {name: value for name in ("prefix", "type", "actor") if (value := _param(name, required=False))}
         return backend.queries.events(
             scope,

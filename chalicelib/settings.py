@@ -44,10 +44,8 @@ class LivenessChecks:
 class Settings:
     """Everything the guardian needs to know about its environment, for one backend."""
 
-    state_bucket: str
-    lock_table: str | None
+    backend: Backend  # the bucket, its lock table, where it is and how its events come
     guardian_table: str
-    backend: Backend = field(default_factory=lambda: Backend(name="default", bucket=""))
     notify_topic_arn: str | None = None
     notify_event_bus: str | None = None
     slack_webhook_secret: str | None = None
@@ -78,6 +76,15 @@ class Settings:
     history_days: int = 400
     fan_out_batch: int = 1
 
+    @property
+    def state_bucket(self) -> str:
+        return self.backend.bucket
+
+    @property
+    def lock_table(self) -> str | None:
+        """The backend's DynamoDB lock table; None for a backend of `.tflock` lockfiles only."""
+        return self.backend.lock_table
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, backend: Backend | None = None) -> Settings:
         """Parse the settings of `backend` (default: the one `GUARDIAN_STATE_BUCKET` names), failing fast with the
@@ -85,8 +92,6 @@ class Settings:
         env = os.environ if env is None else env
         backend = backend or single_backend(env, _required(env, "GUARDIAN_STATE_BUCKET"))
         return cls(
-            state_bucket=backend.bucket,
-            lock_table=backend.lock_table,
             backend=backend,
             guardian_table=_required(env, "GUARDIAN_TABLE"),
             notify_topic_arn=_optional(env, "GUARDIAN_NOTIFY_TOPIC_ARN"),

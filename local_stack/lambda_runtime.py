@@ -82,11 +82,9 @@ class LocalFanOut:
         self._scheduled = dict(handlers.scheduled)
         self._errors = errors
         self.function = ""
-        self.invocations = 0
 
     def dispatch(self, event: Mapping[str, Any], batches: list[list[str]]) -> None:
         name = self.function.removeprefix(FUNCTION_PREFIX)
         handler = self._scheduled[name]
         for names in batches:
-            self.invocations += 1
             invoke(name, handler, share_event(event, names), self._errors)

@@ -498,7 +498,7 @@ def test_the_checker_evaluates_what_iam_would() -> None:
 def test_the_checker_sees_each_item_and_the_resources_of_a_call() -> None:
     stage = Stage("dev")
     (lock_table_arn,) = stage.lock_table_arns()
-    run = Settings(state_bucket="b", lock_table="locks", guardian_table="guardian", index_bucket="i")
+    run = Settings(Backend(name="default", bucket="b", lock_table="locks"), guardian_table="guardian", index_bucket="i")
     transaction = AwsCall(
         REAPER,
         "dynamodb",
@@ -923,7 +923,7 @@ def test_the_stages_cover_a_backend_role_and_a_fan_out() -> None:
 def test_the_checker_maps_a_call_onto_every_backend_of_the_stage() -> None:
     stage = Stage("prod")
     assert len(stage.direct) >= 2 and stage.roles
-    run = Settings(state_bucket="b", lock_table="locks", guardian_table="guardian", index_bucket="i")
+    run = Settings(Backend(name="default", bucket="b", lock_table="locks"), guardian_table="guardian", index_bucket="i")
     read = AwsCall(REAPER, "s3", "GetObject", {"Bucket": "b", "Key": "a.tflock"}, run)
     assert requests_of(read, stage) == [
         request
@@ -938,7 +938,7 @@ def test_the_checker_maps_a_call_onto_every_backend_of_the_stage() -> None:
         if b.lock_table
     ]
     role_backend = Backend(name="x", bucket="b", role_arn="arn:aws:iam::111122223333:role/r")
-    assumed = Settings(state_bucket="b", lock_table=None, guardian_table="guardian", backend=role_backend)
+    assumed = Settings(role_backend, guardian_table="guardian")
     assume = AwsCall(REAPER, "sts", "AssumeRole", {"RoleArn": role_backend.role_arn, "RoleSessionName": "s"}, assumed)
     assert requests_of(assume, stage) == [Request("sts:AssumeRole", role) for role in sorted(stage.roles)]
     assert requests_of(assume, Stage("dev")) == []  # a stage without a backend of another account never assumes
