@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,13 @@ from chalicelib.domain.locks import LockInfo
 from chalicelib.domain.state import HeaderIncomplete, StateHeader, parse_state_header
 from chalicelib.domain.state_index import DECODED, Lender, StateIndex, index_state, state_header
 from chalicelib.domain.state_keys import LOCKFILE_SUFFIX
-from chalicelib.errors import MalformedEventError, NotAStateError, ObjectNotFoundError, StateTooLargeError
+from chalicelib.errors import (
+    GuardianError,
+    MalformedEventError,
+    NotAStateError,
+    ObjectNotFoundError,
+    StateTooLargeError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,6 +32,7 @@ CHUNK_BYTES = 1 << 18
 # a thread reads them ahead (see `state_index`), and fewer hand-overs between threads cost less.
 LARGE_CHUNK_BYTES = 1 << 20
 LOCKFILE_MAX_BYTES = 64 * 1024  # a LockInfo is a few hundred bytes: a larger `.tflock` is never read whole
+_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')  # an ETag of a multipart upload ends in "-" and its part count
 
 
 @dataclass(frozen=True)
@@ -98,16 +106,49 @@ class S3StateBucket:
         except HeaderIncomplete:  # rare: a streaming read of it all, never the whole state in memory
             return state_header(lambda: self._chunks(key, version_id, any_size=any_size))
 
-    def read_index(self, key: str, version_id: str | None, *, like: Lender = None) -> StateIndex:
+    def read_index(
+        self, key: str, version_id: str | None, *, like: Lender = None, digest: Callable[[], str | None] | None = None
+    ) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
 
         With `like`, the index's resource digests are of the same kind as that one's, so the two compare, and
         each resource written exactly as in `like` takes its entries from there instead of being read again.
         `like` may be a function that gives it, called once the read has begun (see `index_state`): its digests
         are then taken to be in Terraform's layout.
+
+        With `digest`, a function that gives Terraform's digest of the state (its `-md5` item, or None where there
+        is none), asked once the object's headers have come, the index carries the MD5 of the bytes to compare
+        with it. S3 gives the MD5 of an object written in one request, unencrypted or with SSE-S3, as its ETag:
+        when the ETag equals the digest, that is the MD5, and the bytes are not digested again. Otherwise (an
+        object written in parts, or encrypted with KMS or a customer's key, whose ETag is not its MD5; or a
+        digest that does not match) the MD5 is computed as the bytes stream. Without a digest there is nothing
+        to compare, and no MD5.
         """
         decoded = isinstance(like, StateIndex) and like.resource_digests == DECODED
-        return index_state(lambda: self._chunks(key, version_id), decoded=decoded, like=like)
+        etags: list[str] = []  # of each opening of the object: a state not in Terraform's layout is read twice
+
+        def terraforms() -> str | None:
+            """The digest to compare with, or None: none to compare with, or one that could not be read (its
+            reader meets the error itself, where it is not mistaken for one of this read)."""
+            try:
+                return digest() if digest is not None else None
+            except GuardianError:
+                return None
+
+        def proven(expected: str | None) -> str | None:
+            """The MD5 the ETag of the last opening gives, if it is the expected digest."""
+            given = _md5_of_etag(etags[-1]) if etags else None
+            return given if expected is not None and given == expected.lower() else None
+
+        def md5_wanted() -> bool:
+            expected = terraforms()
+            return expected is not None and proven(expected) is None
+
+        index = index_state(
+            lambda: self._chunks(key, version_id, etags=etags), decoded=decoded, like=like, md5=md5_wanted
+        )
+        known = None if index.md5 else proven(terraforms())
+        return replace(index, md5=known) if known else index
 
     def read_indexes(self, key: str, first: str, second: str) -> tuple[StateIndex, StateIndex]:
         """Index two versions of a state so that they compare; the second reuses what the first has in common."""
@@ -124,13 +165,18 @@ class S3StateBucket:
             digest.update(chunk)
         return digest.hexdigest()
 
-    def _chunks(self, key: str, version_id: str | None, *, any_size: bool = False) -> Iterator[bytes]:
-        """One object version's bytes, streamed in chunks; refuses one larger than the maximum state size."""
+    def _chunks(
+        self, key: str, version_id: str | None, *, any_size: bool = False, etags: list[str] | None = None
+    ) -> Iterator[bytes]:
+        """One object version's bytes, streamed in chunks; refuses one larger than the maximum state size. Its ETag
+        is added to `etags` before the first chunk."""
         action = f"read s3://{self.name}/{key}"
         try:
             response = self._client.get_object(**_address(self.name, key, version_id))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, action) from exc
+        if etags is not None:
+            etags.append(response.get("ETag", ""))
         if response["ContentLength"] > self._max_state_bytes and not any_size:
             response["Body"].close()
             raise StateTooLargeError(
@@ -416,3 +462,10 @@ def _total_size(content_range: str | None, read: int) -> int:
         if total.isdigit():
             return int(total)
     return read
+
+
+def _md5_of_etag(etag: str) -> str | None:
+    """The ETag's hex digits when it has the form of an MD5 (which it is, for an object written in one request,
+    unencrypted or with SSE-S3); None for any other form."""
+    found = _PLAIN_MD5.fullmatch(etag)
+    return found.group(1).lower() if found else None

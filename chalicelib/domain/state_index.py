@@ -3,8 +3,8 @@
 The bytes are read incrementally, one top-level member, one resource and one output at a time, so memory stays
 near the size of one resource, or a chunk of an output, rather than of the whole state. Values are reduced to
 digests at once: no attribute or output value outlives the pass. Given a function that opens the bytes, a second
-thread reads them ahead and a third computes their MD5 while the first works on what came before: socket reads
-and MD5 let go of the GIL.
+thread reads them ahead and a third computes their MD5 (where it is wanted: see `index_state`) while the first
+works on what came before: socket reads and MD5 let go of the GIL.
 
 Terraform and OpenTofu write a state with Go's `json.MarshalIndent` (two spaces, map keys sorted), so equal
 values are equal bytes. In that layout a resource's instances are found by their indentation, in the bytes as
@@ -426,7 +426,7 @@ class StateIndex:
 
     header: StateHeader
     size: int
-    md5: str  # empty when a rollback comparison reads the state: it needs none
+    md5: str  # empty when the read did not want it (see `index_state`): a rollback's comparison needs none
     resources: Mapping[str, int]
     outputs: Mapping[str, int]
     resource_digests: str = DECODED  # TERRAFORM_LAYOUT or DECODED
@@ -481,9 +481,13 @@ def chunks_of(data: bytes, size: int = 1 << 20) -> Callable[[], Iterator[bytes]]
 
 
 Lender = StateIndex | Callable[[], StateIndex | None] | None
+# Whether a read computes the MD5 of the bytes: or a function that tells, asked once the first chunk has come.
+Md5Wanted = bool | Callable[[], bool]
 
 
-def index_state(chunks: ChunkSource, *, decoded: bool = False, like: Lender = None) -> StateIndex:
+def index_state(
+    chunks: ChunkSource, *, decoded: bool = False, like: Lender = None, md5: Md5Wanted = True
+) -> StateIndex:
     """Index a state from its bytes, given in chunks; raises `NotAStateError` for anything else.
 
     `chunks` is a list, or a function that opens the bytes again: a state that looks like Terraform's layout at
@@ -492,13 +496,15 @@ def index_state(chunks: ChunkSource, *, decoded: bool = False, like: Lender = No
     another one. `like`, another version's index (in memory or stored), lends the entries of each resource
     written exactly as it was there; or a function that gives it (or None), called once the reading has begun,
     so that fetching the one overlaps reading the other. One in Terraform's layout lends, a decoded one does not.
+    `md5` says whether the index carries the MD5 of the bytes (`md5`, else empty): or it is a function that says
+    so, asked once the first chunk has come, before the MD5 would start.
     """
     if not decoded:
         try:
-            return _index(_opened(chunks), decoded=False, like=like, read_ahead=callable(chunks))
+            return _index(_opened(chunks), decoded=False, like=like, read_ahead=callable(chunks), md5=md5)
         except _NotTheLayout:
             pass
-    return _index(_opened(chunks), decoded=True, like=None, read_ahead=callable(chunks))
+    return _index(_opened(chunks), decoded=True, like=None, read_ahead=callable(chunks), md5=md5)
 
 
 def _opened(chunks: ChunkSource) -> Iterable[bytes]:
@@ -628,10 +634,11 @@ def _index(
     like: Lender,
     sieve: _Sieve | None = None,
     read_ahead: bool = False,
+    md5: Md5Wanted = True,
 ) -> StateIndex:
     """`_index_members`, with a state nested deeper than Python decodes refused as any other non-state."""
     # A rollback's comparison needs no MD5.
-    reader = _StreamingObjectReader(chunks, md5=sieve is None, read_ahead=read_ahead)
+    reader = _StreamingObjectReader(chunks, md5=md5 if sieve is None else False, read_ahead=read_ahead)
     try:
         return _index_members(reader, decoded=decoded, like=like() if callable(like) else like, sieve=sieve)
     except RecursionError:  # Python's JSON decoder recurses once per level of nesting
@@ -1015,7 +1022,7 @@ class _TextDigest:
 class _StreamingObjectReader:
     """Reads the members of one top-level JSON object from chunks of UTF-8, one value at a time."""
 
-    def __init__(self, chunks: Iterable[bytes], *, md5: bool = True, read_ahead: bool = False) -> None:
+    def __init__(self, chunks: Iterable[bytes], *, md5: Md5Wanted = True, read_ahead: bool = False) -> None:
         self._chunks = _ReadAhead(chunks, md5=md5) if read_ahead else _InOrder(chunks, md5=md5)
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._undecoded = b""  # the bytes of the last chunk that are not text yet, from `_undecoded_pos`
@@ -1029,7 +1036,7 @@ class _StreamingObjectReader:
         return self._chunks.consumed
 
     def md5_hex(self) -> str:
-        """Terraform's digest of the exact bytes, once all are read; empty when not asked for."""
+        """Terraform's digest of the exact bytes, once all are read; empty when not wanted."""
         return self._chunks.md5_hex()
 
     def close(self) -> None:
@@ -1376,17 +1383,27 @@ class _StreamingObjectReader:
         self._text += "".join(parts)
 
 
-class _InOrder:
-    """Chunks as they come, with their MD5."""
+def _wanted(md5: Md5Wanted) -> bool:
+    """Whether the MD5 is computed, asked once the first chunk has come (and with it, the object's headers)."""
+    return md5() if callable(md5) else md5
 
-    def __init__(self, chunks: Iterable[bytes], *, md5: bool) -> None:
+
+class _InOrder:
+    """Chunks as they come, with their MD5 if it is wanted."""
+
+    def __init__(self, chunks: Iterable[bytes], *, md5: Md5Wanted) -> None:
         self._chunks = iter(chunks)
-        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._md5_wanted: Md5Wanted | None = md5  # None once asked
+        self._md5: Any = None  # a hashlib MD5, once the first chunk has said it is wanted
         self.consumed = 0
 
     def next(self) -> bytes | None:
         chunk = next(self._chunks, None)
         if chunk is not None:
+            if self._md5_wanted is not None:
+                if _wanted(self._md5_wanted):
+                    self._md5 = hashlib.md5(usedforsecurity=False)
+                self._md5_wanted = None
             self.consumed += len(chunk)
             if self._md5 is not None:
                 self._md5.update(chunk)
@@ -1400,15 +1417,17 @@ class _InOrder:
 
 
 class _ReadAhead:
-    """Chunks read by a thread of their own while the caller works on earlier ones, and their MD5 computed by a
-    third: socket reads and MD5 let go of the GIL, so reading, digesting and indexing the bytes overlap.
+    """Chunks read by a thread of their own while the caller works on earlier ones, and their MD5, if it is
+    wanted, computed by a third: socket reads and MD5 let go of the GIL, so reading, digesting and indexing the
+    bytes overlap.
 
     At most `_READ_AHEAD_CHUNKS` chunks wait for each. An error of the reading is raised where the chunk it cut
     short was due.
     """
 
-    def __init__(self, chunks: Iterable[bytes], *, md5: bool) -> None:
-        self._md5 = _Md5Behind() if md5 else None
+    def __init__(self, chunks: Iterable[bytes], *, md5: Md5Wanted) -> None:
+        self._md5_wanted: Md5Wanted | None = md5  # None once asked
+        self._md5: _Md5Behind | None = None  # started by the reading thread at the first chunk, if wanted
         self.consumed = 0  # written by the reading thread only; complete once the end has been handed over
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD_CHUNKS)
         self._stop = threading.Event()
@@ -1425,6 +1444,10 @@ class _ReadAhead:
             for chunk in source:
                 if self._stop.is_set():
                     return
+                if self._md5_wanted is not None:
+                    if _wanted(self._md5_wanted):
+                        self._md5 = _Md5Behind()
+                    self._md5_wanted = None
                 self.consumed += len(chunk)
                 if self._md5 is not None:
                     self._md5.update(chunk)

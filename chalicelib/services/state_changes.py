@@ -71,7 +71,9 @@ class StateChangeService:
             sessions = beside.submit(self._sessions.recent_lock_sessions, f"{event.bucket}/{event.key}")
             stored_index = functools.cache(lambda: self._versions.stored_index(event.key, _previous(placing.result())))
             try:
-                after = self._bucket.read_index(event.key, event.version_id, like=stored_index)
+                after = self._bucket.read_index(
+                    event.key, event.version_id, like=stored_index, digest=stored_digest.result
+                )
             except (StateTooLargeError, NotAStateError, ObjectNotFoundError) as exc:
                 failed: GuardianError | None = exc
             else:

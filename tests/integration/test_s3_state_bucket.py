@@ -1,9 +1,11 @@
+import hashlib
 import json
 
 import boto3
 import pytest
 
 from chalicelib.adapters.s3_state_bucket import S3StateBucket
+from chalicelib.domain import state_index
 from chalicelib.errors import NotAStateError, ObjectNotFoundError, StateTooLargeError
 from tests.support.events import state_bytes
 
@@ -103,3 +105,54 @@ def test_previous_version_pages_through_a_long_history(s3) -> None:
     # S3 lists 1,000 versions a page: the predecessor of the last on page one is the first on page two.
     assert bucket(s3).previous_version(KEY, listed[999]) == listed[1000]
     assert bucket(s3).previous_version(KEY, listed[1000]) == listed[1001]
+
+
+@pytest.fixture
+def md5_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a read started digesting the bytes with MD5."""
+    started: list[int] = []
+
+    class Counted(state_index._Md5Behind):
+        def __init__(self) -> None:
+            started.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(state_index, "_Md5Behind", Counted)
+    return started
+
+
+def test_an_etag_that_is_terraforms_digest_spares_digesting_the_bytes(s3, md5_threads: list[int]) -> None:
+    body = state_bytes("state_tf1.11.4_second_apply_serial2.json")
+    version, md5 = put(s3, body), hashlib.md5(body).hexdigest()
+    # S3's ETag of an object written in one request (unencrypted or SSE-S3) is its MD5; a digest item in capitals
+    # matches it as Terraform's own comparison does.
+    index = bucket(s3).read_index(KEY, version, digest=md5.upper)
+    assert index.md5 == md5 and index.header.serial == 2 and md5_threads == []
+    # No digest item (a lockfile-only backend): nothing to compare, and no MD5.
+    assert bucket(s3).read_index(KEY, version, digest=lambda: None).md5 == "" and md5_threads == []
+    assert bucket(s3).read_index(KEY, version).md5 == "" and md5_threads == []
+    # A digest the ETag does not prove: the bytes' own MD5, computed, for the caller to find the mismatch.
+    assert bucket(s3).read_index(KEY, version, digest=lambda: "0" * 32).md5 == md5 and md5_threads == [1]
+
+
+def test_an_object_written_in_parts_has_its_md5_computed(s3, md5_threads: list[int]) -> None:
+    body = state_bytes("state_tf1.11.4_second_apply_serial2.json")
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=KEY)["UploadId"]
+    etag = s3.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload, PartNumber=1, Body=body)["ETag"]
+    done = s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=KEY, UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
+    assert done["ETag"].strip('"').endswith("-1")  # not an MD5: the MD5 of the parts' MD5s, and their count
+    md5 = hashlib.md5(body).hexdigest()
+    assert bucket(s3).read_index(KEY, done["VersionId"], digest=lambda: md5).md5 == md5 and md5_threads == [1]
+
+
+def test_a_digest_that_cannot_be_read_fails_only_its_reader(s3, md5_threads: list[int]) -> None:
+    # A missing lock table reads as "not found": were it raised here, the caller would take the state for gone.
+    version = put(s3, state_bytes("state_tf1.11.4_second_apply_serial2.json"))
+
+    def unreadable() -> str | None:
+        raise ObjectNotFoundError("Requested resource not found")
+
+    index = bucket(s3).read_index(KEY, version, digest=unreadable)
+    assert index.header.serial == 2 and index.md5 == "" and md5_threads == []

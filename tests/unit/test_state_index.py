@@ -2,7 +2,8 @@ import hashlib
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -345,3 +346,21 @@ def test_chunks_of_any_sizes_cut_resources_alike(seed: int) -> None:
     whole = index_state([data])
     assert index_state(pieces) == whole and index_state(lambda: iter(pieces)) == whole
     assert whole.resource_digests == "terraform-layout"
+
+
+def test_the_md5_is_computed_only_when_the_first_chunk_says_it_is_wanted() -> None:
+    data = state_bytes(generate_state(200, seed=5))
+    pieces = chunked(data, 1000)
+    for source in (pieces, lambda: iter(pieces)):  # in order, and read ahead by a thread
+        asked: list[int] = []
+
+        def wanted(answer: bool, asked: list[int] = asked) -> Callable[[], bool]:
+            def ask() -> bool:
+                asked.append(1)
+                return answer
+
+            return ask
+
+        assert index_state(source, md5=wanted(False)).md5 == "" and asked == [1]
+        assert index_state(source, md5=wanted(True)).md5 == hashlib.md5(data).hexdigest() and asked == [1, 1]
+        assert index_state(source, md5=False) == replace(index_state(source), md5="")
