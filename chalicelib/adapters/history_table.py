@@ -105,7 +105,7 @@ class HistoryTable:
                 "reason": record.reason,
                 "index_stored": record.index_stored,
                 "backfilled": record.backfilled,
-                "changed": record.changed_addresses,
+                "changes": _changes_text(record.changed_addresses),
                 "changed_overflow": record.changed_addresses_overflow or None,
                 "expires_at": int((record.written_at + self._retention).timestamp()),
                 **(dict(zip(_COUNTS, _count_values(counts), strict=True)) if counts else {}),
@@ -139,18 +139,16 @@ class HistoryTable:
             position = decode_token(next_token, expect=pk)
             query["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": str(position.get("sk", ""))}}
         if address is not None:
-            query["FilterExpression"] = (
-                "contains(changed, :added) OR contains(changed, :changed) OR contains(changed, :removed)"
-                " OR changed_overflow = :overflow"
+            # `changes` holds each entry between line breaks; `changed` is a set, in records written before.
+            query["FilterExpression"] = " OR ".join(
+                [f"contains({name}, :{sign}{name})" for name in ("changes", "changed") for sign in _SIGNS]
+                + ["changed_overflow = :overflow"]
             )
-            query["ExpressionAttributeValues"].update(
-                {
-                    ":added": {"S": f"+{address}"},
-                    ":changed": {"S": f"~{address}"},
-                    ":removed": {"S": f"-{address}"},
-                    ":overflow": {"BOOL": True},
-                }
-            )
+            for sign, mark in _SIGNS.items():
+                entry = f"{mark}{address}"
+                query["ExpressionAttributeValues"][f":{sign}changes"] = {"S": f"\n{_changes_line(entry)}\n"}
+                query["ExpressionAttributeValues"][f":{sign}changed"] = {"S": entry}
+            query["ExpressionAttributeValues"][":overflow"] = {"BOOL": True}
         items, next_token = self._page(query, f"read the versions of {key}")
         return Page([_version(bucket, item) for item in items], next_token)
 
@@ -390,9 +388,33 @@ def _version(bucket: str, item: dict[str, Any]) -> VersionRecord:
         reason=text(item, "reason"),
         index_stored=flag(item, "index_stored"),
         backfilled=flag(item, "backfilled"),
-        changed_addresses=strings(item, "changed"),
+        changed_addresses=strings(item, "changed") | _changes_of(text(item, "changes")),
         changed_addresses_overflow=flag(item, "changed_overflow"),
     )
+
+
+# A record's changed addresses are one string, `changes`: each entry (`+address`, `~address`, `-address`) on a line of
+# its own, with a line break before the first and after the last, so that one `contains` finds an entry. One string
+# rather than a set of hundreds: DynamoDB's own JSON, and so each reader's, spends its work per element. An entry
+# holding a line break (a hand-made state's module may) is written as JSON, which begins with a quote where an entry
+# cannot. Records written before keep a string set, `changed`, which is read as well.
+_SIGNS = {"a": "+", "c": "~", "r": "-"}
+
+
+def _changes_line(entry: str) -> str:
+    return json.dumps(entry) if "\n" in entry or entry.startswith('"') else entry
+
+
+def _changes_text(entries: frozenset[str]) -> str | None:
+    if not entries:
+        return None
+    return "\n" + "\n".join(map(_changes_line, sorted(entries))) + "\n"
+
+
+def _changes_of(changes: str | None) -> frozenset[str]:
+    if not changes:
+        return frozenset()
+    return frozenset(json.loads(line) if line.startswith('"') else line for line in changes.split("\n") if line)
 
 
 def _fleet_entry(bucket: str, item: dict[str, Any]) -> FleetEntry:

@@ -94,23 +94,15 @@ class StateChangeService:
             after = self._bucket.read_index(event.key, event.version_id, like=before)
         if before is not None and not before.comparable_with(after):  # a stored index of the other kind
             before = self._read_predecessor(event.key, previous_version_id, after)
-        diff = StateDiff.between(before, after) if notifications.diffable(after, before) else None
-        changed = notifications.state_changed(
-            event=event,
-            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
-            after=after,
-            before=before,
-            previous_version_id=previous_version_id,
-            removed_resources_warning=self._removed_resources_warning,
-            holder=holder,
-            diff=diff,
-        )
         if event.version_id is None:  # an unversioned bucket has no history to keep
-            self._notifier.notify(changed)
+            self._notifier.notify(self._announced(event, after, before, previous_version_id, holder)[1])
             return
-        # Recorded while it is announced: a failure of either fails the handling, and the retry records the same
-        # items again and announces nothing twice.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-record") as beside:
+        # The version's index is kept (from the moment it is known), its record written and the change announced
+        # side by side: a failure of any fails the handling, and the retry writes the same index and items again
+        # and announces nothing twice.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="state-record") as beside:
+            storing = beside.submit(self._versions.store_index, event.key, event.version_id, after)
+            diff, changed = self._announced(event, after, before, previous_version_id, holder)
             recording = beside.submit(
                 self._versions.record_written,
                 key=event.key,
@@ -123,9 +115,33 @@ class StateChangeService:
                 writer=writer_of(holder, event.principal),
                 notification=changed,
                 history_complete=self._complete(previous_version_id, stored_before),
+                store_index=False,
             )
             self._notifier.notify(changed)
             recording.result()
+            storing.result()
+
+    def _announced(
+        self,
+        event: ObjectEvent,
+        after: StateIndex,
+        before: StateIndex | None,
+        previous_version_id: str | None,
+        holder: LockSession | None,
+    ) -> tuple[StateDiff | None, notifications.Notification]:
+        """The diff of a written version from its predecessor, and the notification that announces it."""
+        diff = StateDiff.between(before, after) if notifications.diffable(after, before) else None
+        changed = notifications.state_changed(
+            event=event,
+            state_key=StateKey.parse(event.key, self._workspace_key_prefixes),
+            after=after,
+            before=before,
+            previous_version_id=previous_version_id,
+            removed_resources_warning=self._removed_resources_warning,
+            holder=holder,
+            diff=diff,
+        )
+        return diff, changed
 
     def _place(self, event: ObjectEvent) -> Neighbours | None:
         return self._bucket.neighbours(event.key, event.version_id) if event.version_id else None

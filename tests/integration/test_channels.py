@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from chalicelib.adapters.audit_table import AuditTable, key_partition
 from chalicelib.adapters.event_bus import EventBus
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.secrets import SecretValue
@@ -139,3 +140,24 @@ def test_bad_secret_references_and_urls_are_clear_errors(aws) -> None:
         WebhookChannel("http://example.com/hook", SecretValue("ssm:/x"))
     with pytest.raises(GuardianError):
         SecretValue("ssm:/does/not/exist").get()
+
+
+def test_nothing_is_delivered_before_it_is_in_the_audit_trail(aws, ledger: GuardianTable) -> None:
+    # The audit trail is written while the deliveries are claimed: one it could not take is sent nowhere, and its
+    # claims are given back, so that the retry delivers it at once rather than after their lease.
+    aws.client("ssm").put_parameter(Name="/guardian/hook", Value="k", Type="SecureString")
+    dynamodb = aws.client("dynamodb")
+    with receiver() as hook:
+        channels = [WebhookChannel(hook.url, SecretValue("ssm:/guardian/hook"))]
+        missing = AuditTable(dynamodb, "no-such-table", retention=timedelta(days=1))
+        with pytest.raises(GuardianError):
+            Notifier(channels, ledger, journal=missing).notify(notification())
+        assert hook.requests == []
+        audit = AuditTable(dynamodb, ledger.name, retention=timedelta(days=1))
+        started = time.monotonic()
+        Notifier(channels, ledger, journal=audit).notify(notification())
+        assert time.monotonic() - started < 5  # not held back by the first attempt's claim
+    assert len(hook.requests) == 1
+    partition = key_partition("tfstate", "env:/prod/network/terraform.tfstate")
+    events, _ = audit.query(partition, since=None, until=None, limit=10, start_sk=None, filters={})
+    assert [event.id for event in events] == ["n1"]

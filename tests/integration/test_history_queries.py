@@ -11,7 +11,7 @@ from chalice.test import Client
 from bench.generate_state import generate_state, state_bytes
 from chalicelib import composition
 from chalicelib.domain.access import AccessPolicy
-from chalicelib.domain.history import AuditEvent
+from chalicelib.domain.history import AuditEvent, VersionKind, VersionRecord
 from tests.conftest import RunningStack
 
 KEY = "team/app/terraform.tfstate"
@@ -179,3 +179,39 @@ def test_the_fleet_filters_by_workspace_page_by_page(aws, stack: RunningStack) -
     _status, body = get(stack, "/states?workspace=staging&prefix=env:/staging/app")
     assert [state["key"] for state in body["states"]] == [keys[1]]
     assert every_page(stack, "/states?workspace=nope&limit=2", "states") == []
+
+
+def test_changed_addresses_are_one_string_and_records_of_the_older_string_set_still_read(aws, stack) -> None:
+    table = composition.container().home.history
+    bucket = stack.resources.state_bucket
+    odd = '-module.x\n~y.aws_instance.z["a"]'  # a hand-made state's module name may hold a line break
+    entries = frozenset({"+aws_instance.web", "~aws_instance.db", odd})
+    moments = [datetime(2026, 11, 30, 12, minute, tzinfo=UTC) for minute in (1, 2)]
+    for version_id, written_at in zip(("v-old", "v-new"), moments, strict=True):
+        table.record(
+            VersionRecord(bucket=bucket, key=KEY, workspace="default", version_id=version_id,
+                          kind=VersionKind.WRITTEN, written_at=written_at, changed_addresses=entries),
+            history_complete=True, only_if_new=False,
+        )  # fmt: skip
+    dynamodb = aws.client("dynamodb")
+    name = stack.resources.guardian_table
+    items = dynamodb.query(TableName=name, KeyConditionExpression="pk = :pk",
+                           ExpressionAttributeValues={":pk": {"S": f"versions#{bucket}/{KEY}"}})["Items"]  # fmt: skip
+    assert all("changes" in item and "changed" not in item for item in items)
+    # The older record as versions before this one wrote it: a string set.
+    old = next(item for item in items if item["version_id"]["S"] == "v-old")
+    del old["changes"]
+    dynamodb.put_item(TableName=name, Item={**old, "changed": {"SS": sorted(entries)}})
+    listed = table.versions(bucket, KEY, limit=10).items
+    assert [(record.version_id, record.changed_addresses) for record in listed] == [
+        ("v-new", entries),
+        ("v-old", entries),
+    ]
+    for address, found in (
+        ("aws_instance.web", 2),
+        ("aws_instance.we", 0),
+        ("aws_instance.db", 2),
+        ("aws_instance.x", 0),
+    ):
+        assert len(table.versions(bucket, KEY, limit=10, address=address).items) == found, address
+    assert len(table.versions(bucket, KEY, limit=10, address=odd[1:]).items) == 2
