@@ -62,7 +62,7 @@ class SnsTopic:
 
 def message(notification: Notification, *, page_url: str | None = None) -> dict[str, Any]:
     """The Publish parameters for `notification` (all but the topic), within `PUBLISH_MAX_BYTES`."""
-    subject = email_subject(notification.summary)
+    subject = email_subject(notification.summary, notification.backend)
     attributes = {
         "type": {"DataType": "String", "StringValue": notification.type.value},
         "severity": {"DataType": "String", "StringValue": notification.severity.value},

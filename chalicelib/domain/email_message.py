@@ -1,4 +1,4 @@
-"""A notification as an email: a subject line (its summary) and a plain-text body a person can act on.
+"""A notification as an email: a subject line (its backend and summary) and a plain-text body a person can act on.
 
 The subject follows SNS's rule for a Publish `Subject`: ASCII, no line breaks or control characters, under 100
 characters (`→` reads `->`; anything else outside ASCII becomes `?`). The body says what the Slack message says,
@@ -21,9 +21,11 @@ SUBJECT_CHARS = 99  # SNS: "less than 100 characters"
 _INDENT = "    "
 
 
-def email_subject(summary: str) -> str:
-    """The subject line: the summary, as SNS takes a subject."""
-    ascii_only = summary.replace("→", "->").encode("ascii", "replace").decode("ascii")
+def email_subject(summary: str, backend: str | None = None) -> str:
+    """The subject line: the summary, after the backend's name in brackets when it has one (so that a mailbox
+    can sort a guardian's mail by backend), as SNS takes a subject."""
+    text = f"[{backend}] {summary}" if backend else summary
+    ascii_only = text.replace("→", "->").encode("ascii", "replace").decode("ascii")
     printable = "".join(char if unicodedata.category(char) != "Cc" else " " for char in ascii_only)
     flat = " ".join(printable.split()) or "tfstate-guardian notification"
     return flat if len(flat) <= SUBJECT_CHARS else flat[: SUBJECT_CHARS - 3] + "..."

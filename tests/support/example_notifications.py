@@ -131,7 +131,7 @@ def readme_examples() -> dict[str, str]:
     teams = teams_body(sent(mismatch()), page_url=PAGE_URL)
     return {
         "slack": json.dumps(slack_message(sent(deleted()), page_url=PAGE_URL), indent=2, ensure_ascii=False),
-        "email": f"Subject: {email_subject(changed().summary)}\n\n{email}".rstrip("\n"),
+        "email": f"Subject: {email_subject(changed().summary, BACKEND)}\n\n{email}".rstrip("\n"),
         "teams": json.dumps(json.loads(teams), indent=2, ensure_ascii=False),
         "pagerduty": "\n".join(json.dumps(event, indent=2, ensure_ascii=False) for event in events),
     }

@@ -67,3 +67,10 @@ def test_the_whole_structured_message_fits_256_kb_and_both_bodies_agree() -> Non
     removed = contract["details"]["resources"]
     assert removed["truncated"] is True and removed["counts"]["removed"] == 600 and 50 < len(removed["removed"]) < 500
     assert "RESOURCES +1 ~1 -600" in per_protocol["email"] and "- ...and 550 more" in per_protocol["email"]
+
+
+def test_the_subject_names_the_backend_first_and_still_fits() -> None:
+    assert email_subject("prod/network: deleted", "main") == "[main] prod/network: deleted"
+    assert email_subject("prod/network: deleted", None) == "prod/network: deleted"
+    long = email_subject("s" * 200, "b\r\nBcc: x@evil.example")
+    assert long.startswith("[b Bcc: x@evil.example] s") and len(long) < 100 and "\n" not in long
