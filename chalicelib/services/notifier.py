@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -108,25 +107,16 @@ class Notifier:
         """
         if self._backend is not None:
             notifications = [n if n.backend else replace(n, backend=self._backend) for n in notifications]
+        if self._journal is not None and notifications:
+            # Recorded before any channel has it: a notification delivered is always in the audit trail.
+            self._journal.record([audit_event_of(n) for n in notifications])
         for counted in (n for n in notifications if n.type in _COUNTED):  # before delivery, which may fail
             count(_COUNTED[counted.type], backend=counted.backend)
         failed: list[str] = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal") as beside:
-            # Into the audit trail while the deliveries are claimed, and before any channel has them: a
-            # notification delivered is always in the audit trail.
-            journaled = (
-                beside.submit(self._journal.record, [audit_event_of(n) for n in notifications])
-                if self._journal is not None and notifications
-                else None
-            )
-            for channel in self.channels:
-                wanted = {
-                    n.id: n for n in notifications if self._routed(channel.name, n.type.value) and _takes(channel, n)
-                }
-                if wanted and not self._deliver(channel, wanted, journaled):
-                    failed.append(channel.name)
-            if journaled is not None:
-                journaled.result()
+        for channel in self.channels:
+            wanted = {n.id: n for n in notifications if self._routed(channel.name, n.type.value) and _takes(channel, n)}
+            if wanted and not self._deliver(channel, wanted):
+                failed.append(channel.name)
         if failed:
             raise ChannelDeliveryError(f"delivery failed on {', '.join(failed)}")
         for notification in notifications:
@@ -139,21 +129,14 @@ class Notifier:
                 key=notification.key,
             )
 
-    def _deliver(self, channel: Channel, wanted: dict[str, Notification], journaled: Future[None] | None) -> bool:
-        """Claim, send and record; True once every wanted notification has reached the channel. Nothing is sent
-        before `journaled` is done: if it failed, the claims just taken are given back and its error raised."""
+    def _deliver(self, channel: Channel, wanted: dict[str, Notification]) -> bool:
+        """Claim, send and record; True once every wanted notification has reached the channel."""
         pending = list(wanted)
         while True:
             claims = self._ledger.claim_deliveries(pending, channel.name, now=self._clock(), lease_s=LEASE_S)
             for skipped in claims.delivered:
                 logger.info("notification already delivered", channel=channel.name, notification_id=skipped)
             todo = [wanted[notification_id] for notification_id in pending if notification_id in claims.claimed]
-            if todo and journaled is not None:
-                try:
-                    journaled.result()
-                except BaseException:
-                    self._ledger.release_deliveries(sorted(n.id for n in todo), channel.name)
-                    raise
             undelivered = self._send_with_retries(channel, todo) if todo else set()
             delivered = [n.id for n in todo if n.id not in undelivered]
             if delivered:

@@ -143,8 +143,9 @@ def test_bad_secret_references_and_urls_are_clear_errors(aws) -> None:
 
 
 def test_nothing_is_delivered_before_it_is_in_the_audit_trail(aws, ledger: GuardianTable) -> None:
-    # The audit trail is written while the deliveries are claimed: one it could not take is sent nowhere, and its
-    # claims are given back, so that the retry delivers it at once rather than after their lease.
+    # A notification is in the audit trail before any channel has it: one the trail could not take is sent
+    # nowhere and holds no claim, so that the retry delivers it at once rather than after a claim's lease (under
+    # an outage of the table, a claim taken first could not be given back).
     aws.client("ssm").put_parameter(Name="/guardian/hook", Value="k", Type="SecureString")
     dynamodb = aws.client("dynamodb")
     with receiver() as hook:
