@@ -204,7 +204,7 @@ def _permission(permission: Mapping[str, Any]) -> dict[str, Any]:
 
 def _add_stream_mappings(out: _Configuration, providers: _Providers,
                          tables: Mapping[tuple[Where, str], list[Settings]], queue_arn: str) -> None:  # fmt: skip
-    for (where, table), backends in tables.items():
+    for table, regions, backends in _streams(tables):
         first = backends[0]
         source = out.add("data.aws_dynamodb_table", f"lock_table_{table}", {"name": table, **providers.of(first)})
         reference = f"data.aws_dynamodb_table.{source}"
@@ -213,16 +213,32 @@ def _add_stream_mappings(out: _Configuration, providers: _Providers,
                 f"{reference}.stream_enabled", f"lock table {table} has no stream: run python -m deploy prepare first"
             ),
         ]
-        if where.region != HOME.region:
+        for region, named_by in regions.items():
             conditions.append(
                 _condition(
-                    f'{HOME_REGION} == "{where.region}"',
-                    f"lock table {table} of backend {first.backend.name} is in {where.region}, and Lambda reads "
+                    f'{HOME_REGION} == "{region}"',
+                    f"lock table {table} of backend {named_by} is in {region}, and Lambda reads "
                     "streams of its own region only: deploy a guardian there for it, or leave lock_table out",
                 )
             )
         mapping = stream_mapping_resource(queue_arn, f"${{{reference}.stream_arn}}")
         out.add("aws_lambda_event_source_mapping", f"lock_table_{table}", {**mapping, **_preconditions(conditions)})
+
+
+def _streams(
+    tables: Mapping[tuple[Where, str], list[Settings]],
+) -> list[tuple[str, dict[str, str], list[Settings]]]:
+    """Each lock table's stream once: its name, the regions backends spell out for it (each with the first backend
+    that does), and its backends. A lock table one backend names with the guardian's region spelled out and another
+    without is one table: a mapping holds only where the region is the guardian's, which its precondition checks,
+    so two would be two mappings of one stream, which Lambda refuses."""
+    streams: dict[tuple[str, str], tuple[dict[str, str], list[Settings]]] = {}
+    for (where, table), backends in tables.items():
+        regions, merged = streams.setdefault((where.account, table), ({}, []))
+        if where.region != HOME.region:
+            regions.setdefault(where.region, backends[0].backend.name)
+        merged += backends
+    return [(table, regions, backends) for (_, table), (regions, backends) in streams.items()]
 
 
 def _add_bucket_notifications(out: _Configuration, providers: _Providers, stage: StageConfig) -> None:

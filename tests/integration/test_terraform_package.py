@@ -12,12 +12,14 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.services.notifier import LEASE_S
+from chalicelib.settings import backend_settings
 from deploy import terraform_resources
 from deploy.alarms import alarm_definitions, alarm_topic_name
 from deploy.dashboard import dashboard_body, dashboard_name
@@ -570,3 +572,31 @@ def test_the_aws_resources_validate_against_the_provider_schema(
     validation = json.loads(result.stdout)
     assert validation["valid"], validation["diagnostics"]
     assert {d["summary"] for d in validation["diagnostics"]} <= {"Argument is deprecated", "Deprecated attribute"}
+
+
+def test_a_lock_table_named_with_and_without_the_guardians_region_has_one_stream_mapping() -> None:
+    # Lambda refuses a second mapping of one stream to one function: the region spelled out by some backends is
+    # checked to be the guardian's instead, on the one mapping.
+    shared = [
+        {"name": "a", "bucket": "bucket-a", "lock_table": "shared-locks"},
+        {"name": "b", "bucket": "bucket-b", "lock_table": "shared-locks", "region": "eu-west-1"},
+        {"name": "c", "bucket": "bucket-c", "lock_table": "shared-locks", "region": "eu-west-1"},
+        {"name": "d", "bucket": "bucket-d", "lock_table": "other-locks", "region": "eu-central-1"},
+    ]
+    env = {**stage_environment("prod"), "GUARDIAN_BACKENDS": json.dumps(shared)}
+    config = replace(stage_config("prod"), backends=backend_settings(env))
+    assert len(lock_tables(config, HOME)) == 3  # as the backends name them
+    document = terraform_resources.event_sources(config)
+    mappings = document["resource"]["aws_lambda_event_source_mapping"]
+    data = document["data"]["aws_dynamodb_table"]
+    assert sorted(body["name"] for body in data.values()) == ["other-locks", "shared-locks"]
+    conditions = {
+        data[name]["name"]: [
+            (item["condition"], item["error_message"]) for item in mapping["lifecycle"][0]["precondition"]
+        ]
+        for name, mapping in mappings.items()
+    }
+    region = "${data.aws_region.chalice.name"
+    assert [condition for condition, _ in conditions["shared-locks"]][1:] == [f'{region} == "eu-west-1"}}']
+    assert "backend b is in eu-west-1" in conditions["shared-locks"][1][1]
+    assert [condition for condition, _ in conditions["other-locks"]][1:] == [f'{region} == "eu-central-1"}}']

@@ -180,6 +180,7 @@ class DeployRunner:
 
         output = io.StringIO()
         CLIFactory.create_botocore_session = recorded  # type: ignore[method-assign,assignment]
+        cwd = Path.cwd()  # Chalice's command line changes to the project's directory, and stays there
         try:
             with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
                 try:
@@ -194,6 +195,7 @@ class DeployRunner:
                     code = 2
         finally:
             CLIFactory.create_botocore_session = create  # type: ignore[method-assign]
+            os.chdir(cwd)  # what this process starts later (an emulator: `python -m local_stack...`) runs from here
         return CommandRun("chalice", argv, code, output.getvalue())
 
     def _record(self, session: BotocoreSession, command: str, run: DeployRun) -> None:
