@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.s3_events import MAX_KEY_BYTES, ObjectChange, ObjectEvent, S3EventBatch
+from chalicelib.domain.s3_events import ObjectChange, ObjectEvent, S3EventBatch, check_object_named
 from chalicelib.errors import MalformedEventError
 
 SOURCE = "aws.s3"
@@ -62,10 +62,7 @@ def parse_bridge_detail(event: Mapping[str, Any]) -> ObjectEvent:
         requester = detail.get("requester")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedEventError(f"EventBridge S3 event is missing or has a bad {exc}") from None
-    if not key or not bucket:
-        raise MalformedEventError("EventBridge S3 event has an empty bucket name or object key")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise MalformedEventError(f"EventBridge S3 event has a key longer than S3 allows: {key[:80]!r}…")
+    check_object_named(bucket, key, "EventBridge S3 event")
     change, event_name = _change_of(str(detail_type), detail)
     return ObjectEvent(
         bucket=bucket,

@@ -87,10 +87,7 @@ def parse_s3_record(record: Any) -> ObjectEvent:
         size, version_id, sequencer = obj.get("size"), obj.get("versionId"), obj.get("sequencer")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedEventError(f"S3 event record is missing or has a bad {exc}") from None
-    if not key or not bucket:
-        raise MalformedEventError("S3 event record has an empty bucket name or object key")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise MalformedEventError(f"S3 event record has a key longer than S3 allows: {key[:80]!r}…")
+    check_object_named(bucket, key, "S3 event record")
     return ObjectEvent(
         bucket=bucket,
         key=key,
@@ -102,6 +99,14 @@ def parse_s3_record(record: Any) -> ObjectEvent:
         size=size if isinstance(size, int) else None,
         principal=str(principal) if principal else None,
     )
+
+
+def check_object_named(bucket: str, key: str, what: str) -> None:
+    """Refuse an event (`what` names its kind) whose bucket or key is empty, or whose key is longer than S3 allows."""
+    if not key or not bucket:
+        raise MalformedEventError(f"{what} has an empty bucket name or object key")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise MalformedEventError(f"{what} has a key longer than S3 allows: {key[:80]!r}…")
 
 
 def _change_of(event_name: str) -> ObjectChange:
