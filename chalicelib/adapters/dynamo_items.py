@@ -86,15 +86,25 @@ def batch_write(client: DynamoDBClient, table: str, requests: list[Any], what: s
 
 def transact(client: DynamoDBClient, actions: list[Any], what: str) -> set[int]:
     """Run one transaction; the positions refused by their condition (then nothing was written)."""
+    return set(transact_for_items(client, actions, what))
+
+
+def transact_for_items(client: DynamoDBClient, actions: list[Any], what: str) -> dict[int, Mapping[str, Any] | None]:
+    """Run one transaction; the positions refused by their condition (then nothing was written), each with the item
+    its condition found when its action asked for it (`ReturnValuesOnConditionCheckFailure`), else None."""
     try:
         client.transact_write_items(TransactItems=actions)
     except ClientError as exc:
         reasons = exc.response.get("CancellationReasons")
         if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException" and reasons:
-            refused = {i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
+            refused: dict[int, Mapping[str, Any] | None] = {
+                position: reason.get("Item")
+                for position, reason in enumerate(reasons)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
             if refused:
                 return refused
         raise translate(exc, what) from exc
     except BotoCoreError as exc:
         raise translate(exc, what) from exc
-    return set()
+    return {}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws_errors import conditional_write, translate
-from chalicelib.adapters.dynamo_items import batch_write, transact
+from chalicelib.adapters.dynamo_items import batch_write, transact, transact_for_items
 from chalicelib.domain.deliveries import DeliveryClaims
 from chalicelib.domain.digests import DigestIntent, DigestSuspect
 from chalicelib.domain.locks import LockInfo, LockSession, LockSighting
@@ -53,57 +54,87 @@ class GuardianTable:
         """Take the right to deliver each notification to one channel, for `lease_s` seconds.
 
         A claim fails when the notification was delivered already, or another invocation holds an unexpired lease
-        on it; each refused claim is read back to tell the two apart. The claims go in transactions of up to 100:
-        one request for a whole stream batch.
+        on it; the claim found in its place tells the two apart. One notification is claimed by a conditional
+        PutItem; more go in transactions of up to 100: one request for a whole stream batch.
         """
         claims = DeliveryClaims()
-        expires = str(int(now) + DELIVERY_RECORD_DAYS * 86400)
         unique = list(dict.fromkeys(notification_ids))
+        if len(unique) == 1:
+            claimed, found = self._put_claim(unique[0], channel, now=now, lease_s=lease_s)
+            if claimed:
+                claims.claimed.add(unique[0])
+            else:
+                self._note_refused_claim(unique[0], channel, now, claims, found)
+            return claims
         for start in range(0, len(unique), TRANSACTION_ITEMS):
             pending = unique[start : start + TRANSACTION_ITEMS]
             while pending:
-                actions: list[Any] = [
-                    {
-                        "Put": {
-                            "TableName": self.name,
-                            "Item": {
-                                "pk": {"S": f"delivery#{notification_id}"},
-                                "sk": {"S": channel},
-                                "status": {"S": PENDING},
-                                "lease_until": {"N": str(now + lease_s)},
-                                "expires_at": {"N": expires},
-                            },
-                            "ConditionExpression": _CLAIMABLE,
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {":pending": {"S": PENDING}, ":now": {"N": str(now)}},
-                        }
-                    }
+                actions = [
+                    {"Put": self._claim(notification_id, channel, now=now, lease_s=lease_s)}
                     for notification_id in pending
                 ]
-                refused = self._transact(actions, "claim deliveries")
-                if not refused:
+                refused_items = transact_for_items(self._client, actions, f"claim deliveries in {self.name}")
+                if not refused_items:
                     claims.claimed.update(pending)
                     break
-                for position in sorted(refused):
-                    self._note_refused_claim(pending[position], channel, now, claims)
-                pending = [nid for position, nid in enumerate(pending) if position not in refused]
+                for position, found in sorted(refused_items.items()):
+                    self._note_refused_claim(pending[position], channel, now, claims, found)
+                pending = [nid for position, nid in enumerate(pending) if position not in refused_items]
         return claims
 
-    def _note_refused_claim(self, notification_id: str, channel: str, now: float, claims: DeliveryClaims) -> None:
+    def _claim(self, notification_id: str, channel: str, *, now: float, lease_s: float) -> dict[str, Any]:
+        """A claim's conditional put, which returns the claim found in its place when its condition fails."""
+        return {
+            "TableName": self.name,
+            "Item": {
+                "pk": {"S": f"delivery#{notification_id}"},
+                "sk": {"S": channel},
+                "status": {"S": PENDING},
+                "lease_until": {"N": str(now + lease_s)},
+                "expires_at": {"N": str(int(now) + DELIVERY_RECORD_DAYS * 86400)},
+            },
+            "ConditionExpression": _CLAIMABLE,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":pending": {"S": PENDING}, ":now": {"N": str(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _put_claim(
+        self, notification_id: str, channel: str, *, now: float, lease_s: float
+    ) -> tuple[bool, Mapping[str, Any] | None]:
+        """Claim one delivery: whether it was claimed, and if not the claim found, when the answer carries it."""
         try:
-            item = self._client.get_item(
-                TableName=self.name,
-                Key={"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}},
-                ConsistentRead=True,
-            ).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"read a delivery claim in {self.name}") from exc
+            self._client.put_item(**self._claim(notification_id, channel, now=now, lease_s=lease_s))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                found = exc.response.get("Item")  # the exception's member, with ALL_OLD
+                return False, found if isinstance(found, dict) else None
+            raise translate(exc, f"claim a delivery in {self.name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"claim a delivery in {self.name}") from exc
+        return True, None
+
+    def _note_refused_claim(
+        self, notification_id: str, channel: str, now: float, claims: DeliveryClaims, item: Mapping[str, Any] | None
+    ) -> None:
+        if item is None:  # an answer without the claim found (not every DynamoDB-compatible store returns it)
+            item = self._read_claim(notification_id, channel)
         if item is not None and item.get("status", {}).get("S") == SENT:
             claims.delivered.add(notification_id)
         elif item is not None:
             claims.leased[notification_id] = float(item.get("lease_until", {}).get("N", now))
         else:  # released between the claim and the read: claimable on the next attempt, which is at once
             claims.leased[notification_id] = now
+
+    def _read_claim(self, notification_id: str, channel: str) -> Mapping[str, Any] | None:
+        try:
+            return self._client.get_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"delivery#{notification_id}"}, "sk": {"S": channel}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read a delivery claim in {self.name}") from exc
 
     def complete_deliveries(self, notification_ids: list[str], channel: str, *, now: float) -> None:
         """Record that the notifications reached the channel: later claims of them fail."""

@@ -82,8 +82,6 @@ DECODED = "decoded"  # attributes digested as decoded values
 # (`_TextDigest`), a stream of pieces rather than one text.
 DIGEST_SIZE = 8
 _HASH = hashlib.sha256  # a partial with `usedforsecurity` costs a third more per call
-_DIGEST_OF = operator.methodcaller("digest")
-_CUT = operator.itemgetter(slice(0, DIGEST_SIZE))
 _DIGESTS = struct.Struct(">Q")  # a digest as the int a mapping holds
 
 
@@ -92,8 +90,8 @@ def _digest(data: bytes) -> bytes:
 
 
 def _digests(texts: Iterable[bytes]) -> list[bytes]:
-    """`_digest` of each text, without a Python frame per text."""
-    return list(map(_CUT, map(_DIGEST_OF, map(_HASH, texts))))
+    """`_digest` of each text, without a Python frame per text (a comprehension is the quickest loop)."""
+    return [_HASH(text).digest()[:DIGEST_SIZE] for text in texts]
 
 
 # Terraform's layout, by indentation: a resource is an object at depth 2, an instance one at depth 4. No string

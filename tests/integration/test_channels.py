@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -162,3 +163,33 @@ def test_nothing_is_delivered_before_it_is_in_the_audit_trail(aws, ledger: Guard
     partition = key_partition("tfstate", "env:/prod/network/terraform.tfstate")
     events, _ = audit.query(partition, since=None, until=None, limit=10, start_sk=None, filters={})
     assert [event.id for event in events] == ["n1"]
+
+
+@pytest.mark.parametrize("answer_carries_the_claim", [True, False], ids=["claim in the answer", "claim read back"])
+def test_a_refused_claim_tells_delivered_from_leased_elsewhere(aws, answer_carries_the_claim: bool) -> None:
+    # One notification is claimed by a conditional PutItem, several by a transaction; a refused claim is told apart
+    # by the claim found in its place, which DynamoDB returns with the refusal (`ReturnValuesOnConditionCheckFailure`)
+    # and which is read back when an answer does not carry it.
+    resources = provision(aws, state_bucket="states", lock_table="locks", guardian_table="guardian", topic="t")
+    dynamodb = aws.client("dynamodb")
+    reads: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", lambda **_: reads.append("GetItem"))
+    if not answer_carries_the_claim:  # a DynamoDB-compatible store that does not return the item
+
+        def drop_item(parsed: dict[str, Any], **_: Any) -> None:
+            parsed.pop("Item", None)
+            for reason in parsed.get("CancellationReasons", []):
+                reason.pop("Item", None)
+
+        for operation in ("PutItem", "TransactWriteItems"):
+            dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", drop_item)
+    ledger = GuardianTable(dynamodb, resources.guardian_table)
+    assert ledger.claim_deliveries(["sent", "held"], "hook", now=100, lease_s=55).claimed == {"sent", "held"}
+    ledger.complete_deliveries(["sent"], "hook", now=101)
+    for ids in (["sent"], ["held"], ["sent", "held", "new"]):
+        claims = ledger.claim_deliveries(ids, "hook", now=110, lease_s=55)
+        assert claims.delivered == {"sent"} & set(ids)
+        assert claims.leased == ({"held": 155.0} if "held" in ids else {})
+        assert claims.claimed == {"new"} & set(ids)
+    assert ledger.claim_deliveries(["held"], "hook", now=156, lease_s=55).claimed == {"held"}  # its lease ran out
+    assert len(reads) == (0 if answer_carries_the_claim else 4)

@@ -217,7 +217,11 @@ OUTAGES = {
         Fault("s3", "ListObjectVersions", SERVER_ERROR),
     ],
     "dynamodb throttled": [Fault("dynamodb", "Query", THROTTLE, first=5), Fault("dynamodb", kind=THROTTLE, rate=0.5)],
-    "ledger claims down": [Fault("dynamodb", "TransactWriteItems", SERVER_ERROR)],
+    # A claim of one notification is a PutItem; a version's record and its state's latest, a transaction.
+    "ledger claims and version records down": [
+        Fault("dynamodb", "PutItem", SERVER_ERROR),
+        Fault("dynamodb", "TransactWriteItems", SERVER_ERROR),
+    ],
     # The audit trail and the ledger's completions: the invocation fails before any channel has the notification.
     "audit trail and ledger completions down": [Fault("dynamodb", "BatchWriteItem", SERVER_ERROR)],
     "sns throttled": [Fault("sns", kind=THROTTLE)],
@@ -314,7 +318,10 @@ def test_a_slow_webhook_gets_each_notification_once_and_a_timed_out_one_keeps_it
 # --- the lock table stream: on_lock_table_change --------------------------------------------------------------
 
 STREAM_OUTAGES = {
-    "lock sessions and claims throttled": [Fault("dynamodb", "TransactWriteItems", THROTTLE, first=5)],
+    "lock sessions and claims throttled": [
+        Fault("dynamodb", "TransactWriteItems", THROTTLE, first=5),
+        Fault("dynamodb", "PutItem", THROTTLE, first=5),
+    ],
     "audit trail and ledger completions 5xx": [Fault("dynamodb", "BatchWriteItem", SERVER_ERROR, first=5)],
     "eventbridge throttled, sns dropping": [
         Fault("eventbridge", kind=THROTTLE, first=5),
