@@ -18,7 +18,8 @@ from tests.e2e.conftest import configuration
 from tests.support.terraform import Terraform, TerraformDir, find_terraform_1_11
 
 KEY = "reap/terraform.tfstate"
-# Terraform persists state during an apply once 20 s have passed, when the next resource completes.
+# Terraform persists state during an apply once 20 s have passed, when the next resource completes; `last` then
+# holds the lock 5 s more, while the test sees that write and asks the reaper.
 SLOW = """
 resource "terraform_data" "first" {
   input = "quick"
@@ -32,7 +33,7 @@ resource "terraform_data" "slow" {
 resource "terraform_data" "last" {
   input = terraform_data.slow.id
   provisioner "local-exec" {
-    command = "sleep 10"
+    command = "sleep 5"
   }
 }
 """
