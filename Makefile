@@ -15,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 
 STAGE ?= dev
 
-.PHONY: install run test lint unit integration e2e bench clean prepare deploy package chromium screenshots replay \
+.PHONY: install run test lint style unit integration e2e bench clean prepare deploy package chromium screenshots replay \
 	deployer-policy
 
 install: $(INSTALLED) $(TERRAFORM_1_0_3_INSTALLED)
@@ -39,15 +39,15 @@ $(TERRAFORM_1_0_3_INSTALLED): | $(INSTALLED)
 run: $(RUN_INSTALLED)
 	$(BIN)/python -m local_stack
 
-lint: $(INSTALLED)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+lint: style
 	$(BIN)/mypy
 
-# The type check (about 20 s from cold) runs beside the tests, which leave a core mostly idle; either failing fails.
-test: install chromium
+style: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The type check (about 20 s from cold) runs beside the tests, which leave a core mostly idle; either failing fails.
+test: install style chromium
 	$(BIN)/mypy & types=$$!; $(BIN)/python -m pytest; tests=$$?; wait $$types || exit 1; exit $$tests
 
 unit: $(INSTALLED)

@@ -166,7 +166,6 @@ class Backfill:
             notification=None,
             backfilled=True,
             history_complete=True,
-            store_index=False,
         )
 
     def _record_marker(self, key: str, entry: ObjectVersion) -> int:

@@ -115,7 +115,6 @@ class StateChangeService:
                 writer=writer_of(holder, event.principal),
                 notification=changed,
                 history_complete=self._complete(previous_version_id, stored_before),
-                store_index=False,
             )
             self._notifier.notify(changed)
             recording.result()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Protocol
 
@@ -84,10 +83,9 @@ class VersionHistory:
         notification: Notification | None,
         backfilled: bool = False,
         history_complete: bool | None = None,
-        store_index: bool = True,
     ) -> bool:
-        """Keep a readable version: its index (unless stored already), its record, and the fleet's latest if it is
-        the newest; False when a backfill found it recorded already."""
+        """Keep a readable version's record, and the fleet's latest if it is the newest (its index is kept apart, by
+        `store_index`); False when a backfill found it recorded already."""
         stored = self._indexes is not None
         counts = changed = None
         overflow = False
@@ -126,15 +124,7 @@ class VersionHistory:
             changed_addresses=changed or frozenset(),
             changed_addresses_overflow=overflow,
         )
-        if not store_index:
-            return self._put(record, history_complete)
-        # The index and the record are written side by side: a failure of either fails the handling, and its
-        # retry writes both again (the same bytes, the same items).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-put") as beside:
-            stored_index = beside.submit(self.store_index, key, version_id, index)
-            new = self._put(record, history_complete)
-            stored_index.result()
-        return new
+        return self._put(record, history_complete)
 
     def store_index(self, key: str, version_id: str, index: StateIndex) -> None:
         """Keep a version's index (where an index bucket is configured)."""
