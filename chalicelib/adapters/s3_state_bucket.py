@@ -107,14 +107,20 @@ class S3StateBucket:
             return state_header(lambda: self._chunks(key, version_id, any_size=any_size))
 
     def read_index(
-        self, key: str, version_id: str | None, *, like: Lender = None, digest: Callable[[], str | None] | None = None
+        self,
+        key: str,
+        version_id: str | None,
+        *,
+        like: Lender = None,
+        digest: Callable[[], str | None] | None = None,
+        begun: Callable[[], object] | None = None,
     ) -> StateIndex:
         """Index one state version in a streaming read, never holding the whole object.
 
         With `like`, the index's resource digests are of the same kind as that one's, so the two compare, and
         each resource written exactly as in `like` takes its entries from there instead of being read again.
-        `like` may be a function that gives it, called once the read has begun (see `index_state`): its digests
-        are then taken to be in Terraform's layout.
+        `like` may be a function that gives it, called once the first bytes have come (see `index_state`): its
+        digests are then taken to be in Terraform's layout.
 
         With `digest`, a function that gives Terraform's digest of the state (its `-md5` item, or None where there
         is none), asked once the object's headers have come, the index carries the MD5 of the bytes to compare
@@ -123,6 +129,8 @@ class S3StateBucket:
         object written in parts, or encrypted with KMS or a customer's key, whose ETag is not its MD5; or a
         digest that does not match) the MD5 is computed as the bytes stream. Without a digest there is nothing
         to compare, and no MD5.
+
+        `begun` is called as the object's GetObject is about to be sent.
         """
         decoded = isinstance(like, StateIndex) and like.resource_digests == DECODED
         etags: list[str] = []  # of each opening of the object: a state not in Terraform's layout is read twice
@@ -145,7 +153,7 @@ class S3StateBucket:
             return expected is not None and proven(expected) is None
 
         index = index_state(
-            lambda: self._chunks(key, version_id, etags=etags), decoded=decoded, like=like, md5=md5_wanted
+            lambda: self._chunks(key, version_id, etags=etags, begun=begun), decoded=decoded, like=like, md5=md5_wanted
         )
         known = None if index.md5 else proven(terraforms())
         return replace(index, md5=known) if known else index
@@ -166,11 +174,19 @@ class S3StateBucket:
         return digest.hexdigest()
 
     def _chunks(
-        self, key: str, version_id: str | None, *, any_size: bool = False, etags: list[str] | None = None
+        self,
+        key: str,
+        version_id: str | None,
+        *,
+        any_size: bool = False,
+        etags: list[str] | None = None,
+        begun: Callable[[], object] | None = None,
     ) -> Iterator[bytes]:
         """One object version's bytes, streamed in chunks; refuses one larger than the maximum state size. Its ETag
-        is added to `etags` before the first chunk."""
+        is added to `etags` before the first chunk; `begun` is called before the GetObject."""
         action = f"read s3://{self.name}/{key}"
+        if begun is not None:
+            begun()
         try:
             response = self._client.get_object(**_address(self.name, key, version_id))
         except (ClientError, BotoCoreError) as exc:

@@ -40,6 +40,7 @@ import queue
 import re
 import struct
 import threading
+import weakref
 from array import array
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -173,7 +174,8 @@ class ResourceColumns(Mapping[str, int]):
     counts the instances listed (a state lists each address once).
     """
 
-    __slots__ = ("_dict", "_lent", "_runs", "digests", "fingerprints", "instance_starts", "line_starts", "lines")
+    __slots__ = ("__weakref__", "_borrowed", "_dict", "_lent", "_runs", "digests", "fingerprints", "instance_starts",
+                 "line_starts", "lines")  # fmt: skip
 
     def __init__(
         self, fingerprints: bytes, lines: bytes, line_starts: array[int], instance_starts: array[int], digests: bytes
@@ -197,6 +199,7 @@ class ResourceColumns(Mapping[str, int]):
         self._dict: dict[str, int] | None = None
         self._lent: dict[bytes, int] | None = None
         self._runs: tuple[list[bytes], list[int], frozenset[bytes]] | None = None
+        self._borrowed: _Borrowing | None = None
 
     @classmethod
     def empty(cls) -> ResourceColumns:
@@ -287,14 +290,21 @@ class ResourceColumns(Mapping[str, int]):
     def compare(self, new: ResourceColumns) -> tuple[list[str], list[str], list[str]]:
         """Addresses added, changed and removed from this version to `new` (of the same kind), sorted.
 
-        Only the resources whose fingerprints differ are read: runs both versions have are skipped whole, then
-        the resources of the other runs that the other version has too, wherever they stand.
+        Only the resources whose fingerprints differ are read. When `new` was built borrowing from this version,
+        they are the resources it parsed and those of this version it borrowed none of; otherwise runs both
+        versions have are skipped whole, then the resources of the other runs that the other version has too,
+        wherever they stand. (A version whose fingerprints repeat is compared by runs: its lending names only one
+        of each.)
         """
         if self.fingerprints == new.fingerprints:
             return [], [], []
-        old_runs, new_runs = _unshared(self, new), _unshared(new, self)
-        gone = sorted(map(old_runs.__getitem__, old_runs.keys() - new_runs.keys()))
-        came = sorted(map(new_runs.__getitem__, new_runs.keys() - old_runs.keys()))
+        borrowed = new._borrowed
+        if borrowed is not None and borrowed.lender() is self and len(self.lent()) == self.resource_count:
+            gone, came = borrowed.unborrowed(self.resource_count), borrowed.parsed
+        else:
+            old_runs, new_runs = _unshared(self, new), _unshared(new, self)
+            gone = sorted(map(old_runs.__getitem__, old_runs.keys() - new_runs.keys()))
+            came = sorted(map(new_runs.__getitem__, new_runs.keys() - old_runs.keys()))
         return _compare(dict(chain.from_iterable(map(self.entries, gone))),
                         dict(chain.from_iterable(map(new.entries, came))))  # fmt: skip
 
@@ -324,6 +334,27 @@ def _line(base: str, suffixes: list[str]) -> bytes:
     if line.count("\t") != len(suffixes) or "\n" in line or _ESCAPED in line:
         line = _ESCAPED + json.dumps([base, *suffixes])
     return (line + "\n").encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class _Borrowing:
+    """What a version's columns took from another version's: the lender's resources it borrowed, as runs of
+    positions `[first, last)`, and the positions of its own resources it parsed. The lender is held weakly, so that
+    versions that each borrow from the one before (a backfill) do not keep each other alive."""
+
+    lender: weakref.ref[ResourceColumns]
+    runs: list[tuple[int, int]]
+    parsed: list[int]
+
+    def unborrowed(self, count: int) -> list[int]:
+        """The lender's positions, of its `count` resources, that no run borrowed: in order."""
+        left: list[int] = []
+        covered = 0
+        for first, last in sorted(self.runs):
+            left.extend(range(covered, first))
+            covered = max(covered, last)
+        left.extend(range(covered, count))
+        return left
 
 
 class _ColumnsBuilder:
@@ -388,6 +419,8 @@ class _ColumnsBuilder:
         lines: list[bytes] = []
         digests: list[bytes] = []
         line_starts, instance_starts = array(_U32, [0]), array(_U32, [0])
+        runs: list[tuple[int, int]] = []
+        parsed_at: list[int] = []
         # Where a run of the lender's consecutive resources breaks: at a jump, and around each parsed resource.
         jumps = map((1).__ne__, map(operator.sub, sources[1:], sources))
         breaks = [*compress(range(1, len(sources)), map(operator.or_, jumps, map((0).__gt__, sources))),
@@ -397,12 +430,14 @@ class _ColumnsBuilder:
             first = sources[start]
             if first < 0:  # a parsed one is a run of its own
                 parsed = ~first
+                parsed_at.append(start)
                 lines.append(self._lines[parsed])
                 digests.append(self._digests[parsed])
                 line_starts.append(line_starts[-1] + len(self._lines[parsed]))
                 instance_starts.append(instance_starts[-1] + self._counts[parsed])
             else:
                 last = first + end - start
+                runs.append((first, last))
                 lines.append(lender.lines[lent_lines[first] : lent_lines[last]])
                 digests.append(lender.digests[DIGEST_SIZE * lent_instances[first] : DIGEST_SIZE * lent_instances[last]])
                 # The lender's offsets, moved to where the run lands here.
@@ -411,7 +446,9 @@ class _ColumnsBuilder:
                     map((instance_starts[-1] - lent_instances[first]).__add__, lent_instances[first + 1 : last + 1])
                 )
             start = end
-        return ResourceColumns(fingerprints, b"".join(lines), line_starts, instance_starts, b"".join(digests))
+        columns = ResourceColumns(fingerprints, b"".join(lines), line_starts, instance_starts, b"".join(digests))
+        columns._borrowed = _Borrowing(weakref.ref(lender), runs, parsed_at)
+        return columns
 
 
 @dataclass(frozen=True)
@@ -492,8 +529,8 @@ def index_state(
     first and turns out not to be is read a second time, decoded. A function's chunks are read ahead in a second
     thread. `decoded` digests attributes as values even in Terraform's layout, to compare with a state in
     another one. `like`, another version's index (in memory or stored), lends the entries of each resource
-    written exactly as it was there; or a function that gives it (or None), called once the reading has begun,
-    so that fetching the one overlaps reading the other. One in Terraform's layout lends, a decoded one does not.
+    written exactly as it was there; or a function that gives it (or None), called once the first bytes have
+    come, so that fetching the one overlaps reading the other. One in Terraform's layout lends, a decoded one does not.
     `md5` says whether the index carries the MD5 of the bytes (`md5`, else empty): or it is a function that says
     so, asked once the first chunk has come, before the MD5 would start.
     """
@@ -638,16 +675,17 @@ def _index(
     # A rollback's comparison needs no MD5.
     reader = _StreamingObjectReader(chunks, md5=md5 if sieve is None else False, read_ahead=read_ahead)
     try:
-        return _index_members(reader, decoded=decoded, like=like() if callable(like) else like, sieve=sieve)
+        return _index_members(reader, decoded=decoded, like=like, sieve=sieve)
     except RecursionError:  # Python's JSON decoder recurses once per level of nesting
         raise NotAStateError(TOO_DEEP) from None
     finally:
         reader.close()
 
 
-def _index_members(
-    reader: _StreamingObjectReader, *, decoded: bool, like: StateIndex | None, sieve: _Sieve | None
-) -> StateIndex:
+def _index_members(reader: _StreamingObjectReader, *, decoded: bool, like: Lender, sieve: _Sieve | None) -> StateIndex:
+    in_layout = reader.starts_with(_LAYOUT_START) and not decoded
+    if callable(like):  # asked once the first bytes have come: whatever it waits for has been asked for
+        like = like()
     scalars: dict[str, object] = {}
     lender = like.columns if like is not None and like.resource_digests == TERRAFORM_LAYOUT else None
     resources = _ColumnsBuilder(lender)
@@ -656,7 +694,6 @@ def _index_members(
     legacy_resources = _ColumnsBuilder()
     legacy_outputs: dict[str, int] = {}
     keys: set[str] = set()
-    in_layout = not decoded and reader.starts_with(_LAYOUT_START)
     for key in reader.members():
         keys.add(key)
         if key == "resources" and not keys & _ENCRYPTED_MARKERS:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 
 from chalicelib.adapters.guardian_table import GuardianTable
 from chalicelib.adapters.s3_state_bucket import Neighbours, S3StateBucket
@@ -21,6 +23,8 @@ from chalicelib.observability import count, logger
 from chalicelib.services.digest_checks import DigestCheckService
 from chalicelib.services.notifier import Notifier
 from chalicelib.services.version_history import TOO_LARGE_TO_INDEX, VersionHistory, writer_of
+
+_T = TypeVar("_T")
 
 # How many older versions an unreadable write looks through for the last readable one (each a ranged read).
 LOOK_BACK_VERSIONS = 20
@@ -63,22 +67,31 @@ class StateChangeService:
             self._state_removed(event)
 
     def _state_written(self, event: ObjectEvent) -> None:
-        # While the state is read: where the version stands (and so its predecessor's stored index, lent to the
-        # read once it has begun), the digest Terraform stored, and the lock sessions that say who held the lock.
+        # Asked beside the read, once the state's GetObject is on its way (the largest answer is asked for first):
+        # where the version stands and its predecessor's stored index, lent to the read; the digest Terraform
+        # stored; and the lock sessions that say who held the lock.
+        read_begun = threading.Event()
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="state-write") as beside:
-            placing = beside.submit(self._place, event)
-            stored_digest = beside.submit(self._digests.stored_digest, event.key)
-            sessions = beside.submit(self._sessions.recent_lock_sessions, f"{event.bucket}/{event.key}")
-            stored_index = functools.cache(lambda: self._versions.stored_index(event.key, _previous(placing.result())))
+            placing = beside.submit(_once_set, read_begun, self._placed, event)
+            stored_digest = beside.submit(_once_set, read_begun, self._digests.stored_digest, event.key)
+            sessions = beside.submit(
+                _once_set, read_begun, self._sessions.recent_lock_sessions, f"{event.bucket}/{event.key}"
+            )
             try:
                 after = self._bucket.read_index(
-                    event.key, event.version_id, like=stored_index, digest=stored_digest.result
+                    event.key,
+                    event.version_id,
+                    like=lambda: placing.result()[1],
+                    digest=stored_digest.result,
+                    begun=read_begun.set,
                 )
             except (StateTooLargeError, NotAStateError, ObjectNotFoundError) as exc:
                 failed: GuardianError | None = exc
             else:
                 failed = None
-            place, stored, holder = (
+            finally:
+                read_begun.set()
+            (place, stored_before), stored, holder = (
                 placing.result(),
                 stored_digest.result(),
                 holder_at(sessions.result(), event.event_time),
@@ -88,7 +101,6 @@ class StateChangeService:
             return
         previous_version_id = _previous(place)
         self._digests.check_write(event.key, event.version_id, after.md5, event.event_time, stored=stored)
-        stored_before = stored_index()
         before = stored_before or self._read_predecessor(event.key, previous_version_id, after)
         if not after.comparable_with(before):  # the predecessor is not in Terraform's layout
             after = self._bucket.read_index(event.key, event.version_id, like=before)
@@ -142,8 +154,10 @@ class StateChangeService:
         )
         return diff, changed
 
-    def _place(self, event: ObjectEvent) -> Neighbours | None:
-        return self._bucket.neighbours(event.key, event.version_id) if event.version_id else None
+    def _placed(self, event: ObjectEvent) -> tuple[Neighbours | None, StateIndex | None]:
+        """Where the version stands among the state's versions, and its predecessor's stored index if there is one."""
+        place = self._bucket.neighbours(event.key, event.version_id) if event.version_id else None
+        return place, self._versions.stored_index(event.key, _previous(place))
 
     def _not_indexed(self, event: ObjectEvent, place: Neighbours | None, failed: GuardianError) -> None:
         """A write the guardian could not index: too large, not a state, or gone already."""
@@ -334,6 +348,12 @@ class StateChangeService:
         return (
             f"{copy} && aws dynamodb put-item --table-name {shlex.quote(self._lock_table)} --item {shlex.quote(item)}"
         )
+
+
+def _once_set(begun: threading.Event, task: Callable[..., _T], *args: object) -> _T:
+    """`task(*args)`, once `begun` is set."""
+    begun.wait()
+    return task(*args)
 
 
 def _previous(place: Neighbours | None) -> str | None:

@@ -299,6 +299,45 @@ def test_a_stored_index_lends_what_a_later_version_writes_alike(monkeypatch: pyt
     assert StateDiff.between(decode_index(encode_index(lent)), stored) == StateDiff.between(lent, stored)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_version_that_borrowed_diffs_from_its_lender_by_what_it_borrowed(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    state = generate_state(rng.randint(20, 300), seed=seed)
+    before, after = state_bytes(state), state_bytes(mutated(state, rng))
+    expected = StateDiff.between(index_state([before]), index_state([after]))
+    lender = decode_index(encode_index(index_state([before])))
+    lent = index_state(chunks_of(after, 1000), like=lender)
+    kept = decode_index(encode_index(lender))  # the same version, but not the lender
+
+    def walked(*_: object) -> None:
+        raise AssertionError("the runs of two versions were walked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(state_index, "_unshared", walked)
+        assert StateDiff.between(lender, lent) == expected
+    assert StateDiff.between(kept, lent) == expected  # by runs
+    del lender  # held weakly (a backfill's versions each borrow from the last): once gone, a diff walks the runs
+    assert lent.columns is not None and lent.columns._borrowed is not None
+    assert lent.columns._borrowed.lender() is None
+    assert StateDiff.between(kept, lent) == expected
+
+
+def test_a_lender_whose_resources_repeat_is_compared_by_runs() -> None:
+    state = generate_state(20, seed=3)  # 7 resources
+    repeated = json.loads(json.dumps(state))
+    repeated["resources"].insert(3, json.loads(json.dumps(repeated["resources"][2])))  # written twice
+    later = json.loads(json.dumps(state))
+    later["resources"][5]["instances"][0]["attributes"]["ami"] = "ami-new"
+    before, after = state_bytes(repeated), state_bytes(later)
+    lender = index_state([before])
+    lent = index_state([after], like=lender)
+    expected = StateDiff(*state_index._compare(dict(lender.resources), dict(lent.resources)), [], [], [])
+    assert expected.resources_changed and not expected.resources_removed
+    assert StateDiff.between(lender, lent) == expected
+
+
 def test_a_decoded_stored_index_lends_nothing_but_still_diffs() -> None:
     before = compact(awkward_state())
     changed = awkward_state()
