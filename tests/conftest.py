@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import pickle
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,8 +46,11 @@ class AwsCall:
     settings: Settings  # the calling container's settings: which bucket, tables and channels are its own
 
 
-# Every AWS call the guardian's own clients made in this run.
+# Every AWS call the guardian's own clients made in this process.
 AWS_CALLS: list[AwsCall] = []
+# Where each process of a run split over several (`make test`) leaves the AWS calls it recorded, for the policy check
+# that a last process runs over all of them (`recorded_calls`). Unset, a run's calls stay in its one process.
+CALLS_DIR = os.environ.get("GUARDIAN_AWS_CALLS_DIR")
 # The function whose handler runs in this context: set around each event handler and each API request.
 _RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("running_function", default=None)
 
@@ -165,11 +169,27 @@ def _record_aws_calls() -> Iterator[None]:
     EventSourceHandler.__call__ = event_as_its_function  # type: ignore[method-assign]
     ThreadPoolExecutor.submit = submit_in_context  # type: ignore[method-assign,assignment]
     yield
+    if CALLS_DIR and AWS_CALLS:
+        Path(CALLS_DIR).mkdir(parents=True, exist_ok=True)
+        (Path(CALLS_DIR) / f"calls-{os.getpid()}.pickle").write_bytes(pickle.dumps(AWS_CALLS))
     ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
     EventSourceHandler.__call__ = call_handler  # type: ignore[method-assign]
     LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
     composition.Container._session = original_session  # type: ignore[method-assign]
     composition.Container._backend_session = original_backend_session  # type: ignore[method-assign]
+
+
+def recorded_calls() -> list[AwsCall]:
+    """Every AWS call of the run: those the other processes of the run left in `CALLS_DIR`, and this process's."""
+    return [*_left_by_other_processes(), *AWS_CALLS]
+
+
+@functools.cache
+def _left_by_other_processes() -> list[AwsCall]:
+    kept: list[AwsCall] = []
+    for path in sorted(Path(CALLS_DIR).glob("calls-*.pickle")) if CALLS_DIR else []:
+        kept += pickle.loads(path.read_bytes())
+    return kept
 
 
 def _backend_of_call(params: dict[str, Any], settings: Settings) -> Settings:
@@ -194,6 +214,13 @@ def no_planted_secret_is_ever_said() -> Iterator[None]:
     yield
     found = [(where, secret) for where, text in _SURFACES for secret in leaks(text)]
     assert not found, f"planted secrets were said: {found}"
+
+
+@pytest.fixture(autouse=True)
+def _no_count_left_by_another_test() -> None:
+    """A count made outside a handler waits in the one `metrics` for the next handler's flush: a test's own counts are
+    never flushed in another's (which one runs before which depends on how a run is split)."""
+    observability.metrics.clear_metrics()
 
 
 @pytest.fixture(scope="session")
@@ -313,6 +340,23 @@ def _restore_env(saved: dict[str, str]) -> None:
     os.environ.update(saved)
 
 
+# Tests that share what is costly to set up (real Terraform's working directories and stacks, the browser) or write
+# the same files (Chalice's package cache in .chalice/deployments), by path: in a run split over several processes
+# (`pytest -n 2 --dist loadgroup`, as `make test` runs), each group runs in one of them.
+_SHARING = {
+    "tests/e2e/": "terraform",
+    "tests/browser/": "browser",
+    "tests/integration/test_terraform_package.py": "chalice package",
+    "tests/integration/test_deploy_whole.py": "chalice package",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `last` look at what the whole run did: they go at the end."""
+    """Tests marked `last` look at what the whole run did: they go at the end. Tests that share go together."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        group = next((name for prefix, name in _SHARING.items() if path.startswith(prefix)), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -21,7 +21,7 @@ from chalicelib.settings import Settings, backend_settings
 from deploy.resource_shapes import INDEX_PREFIX
 from deploy.sources import S3_HANDLER, STREAM_HANDLER, s3_queue_name, stream_queue_name
 from deploy.stage_config import StageConfig, load_stage
-from tests.conftest import API_FUNCTION, AWS_CALLS, AwsCall
+from tests.conftest import API_FUNCTION, AwsCall, recorded_calls
 from tests.support.app_functions import deployed_functions, handlers
 from tests.support.app_functions import kind_of as _kind
 from tests.support.iam_policies import Request, allows, applies, as_list, denied
@@ -336,13 +336,13 @@ def _queried_partition(params: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def whole_run() -> None:
-    if len(AWS_CALLS) < 1000:
+    if len(recorded_calls()) < 1000:
         pytest.skip("run the whole suite: this checks the calls it made")
 
 
 @cache
 def calls_as(stage: Stage, function: str | None) -> dict[Request, str]:
-    return stage.requests(call for call in AWS_CALLS if call.function == function)
+    return stage.requests(call for call in recorded_calls() if call.function == function)
 
 
 STAGE_FUNCTIONS = [(stage, function) for stage in STAGES for function in FUNCTIONS]
@@ -352,7 +352,7 @@ STAGE_FUNCTIONS = [(stage, function) for stage in STAGES for function in FUNCTIO
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTIONS)
 def test_every_call_a_function_made_in_this_run_is_allowed_by_its_own_policy(stage: str, function: str) -> None:
     whole_run()
-    made = sum(call.function == function for call in AWS_CALLS)
+    made = sum(call.function == function for call in recorded_calls())
     assert made >= MINIMUM_CALLS[function], f"the run made only {made} calls as {function}"
     assert denied(Stage(stage).policy(function), calls_as(Stage(stage), function)) == []
 
@@ -362,10 +362,10 @@ def test_every_call_a_function_made_in_this_run_is_allowed_by_its_own_policy(sta
 def test_every_call_made_outside_a_handler_is_allowed_by_a_policy_of_the_stage(stage: str) -> None:
     """A test that calls a service directly stands for whichever function calls it."""
     whole_run()
-    assert {call.function for call in AWS_CALLS} - {None} <= set(FUNCTIONS)  # no call is left unchecked
+    assert {call.function for call in recorded_calls()} - {None} <= set(FUNCTIONS)  # no call is left unchecked
     policies = [Stage(stage).policy(function) for function in FUNCTIONS]
     denied_calls = set()
-    for call in AWS_CALLS:
+    for call in recorded_calls():
         if call.function is None:
             needed = requests_of(call, Stage(stage))
             if not any(all(allows(policy, request) for request in needed) for policy in policies):
