@@ -683,8 +683,10 @@ def _index(
 
 
 def _index_members(reader: _StreamingObjectReader, *, decoded: bool, like: Lender, sieve: _Sieve | None) -> StateIndex:
+    # The first bytes are read before `like` is asked for, even for a decoded read: whatever it waits for (requests
+    # sent once the read is on its way) has been asked for by then.
     in_layout = reader.starts_with(_LAYOUT_START) and not decoded
-    if callable(like):  # asked once the first bytes have come: whatever it waits for has been asked for
+    if callable(like):
         like = like()
     scalars: dict[str, object] = {}
     lender = like.columns if like is not None and like.resource_digests == TERRAFORM_LAYOUT else None
