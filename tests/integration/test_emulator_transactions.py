@@ -1,4 +1,4 @@
-"""The emulator's transactions (`local_stack/moto_server.py`): a failed one leaves every item as it found it, while
+"""The emulator's transactions (`local_stack/moto_costs.py`): a failed one leaves every item as it found it, while
 it copies only the items its actions name."""
 
 from __future__ import annotations
