@@ -96,12 +96,10 @@ def test_an_update_of_many_actions_applies_each(aws: boto3.session.Session, tabl
 def test_an_update_with_a_section_twice_is_refused_naming_it(
     aws: boto3.session.Session, table: str, expression: str, section: str
 ) -> None:
+    values: dict[str, Any] = {"ExpressionAttributeValues": {":v": {"N": "1"}}} if ":v" in expression else {}
     with pytest.raises(ClientError, match=f'The "{section}" section can only be used once'):
         aws.client("dynamodb").update_item(
-            TableName=table,
-            Key={"pk": {"S": "refused"}},
-            UpdateExpression=expression,
-            **({"ExpressionAttributeValues": {":v": {"N": "1"}}} if ":v" in expression else {}),
+            TableName=table, Key={"pk": {"S": "refused"}}, UpdateExpression=expression, **values
         )
 
 
