@@ -70,7 +70,7 @@ class StateQueries:
         latest = self._versions.table.latest(self._bucket.name, key)
         from_s3 = next_token is not None and decode_token(next_token, expect=None).get("for") == _s3_listing(key)
         items: list[dict[str, Any]] = []
-        token = None
+        oldest_recorded: VersionRecord | None = None
         if not from_s3:
             page = self._versions.table.versions(
                 self._bucket.name, key, limit=limit, next_token=next_token, address=address
@@ -82,16 +82,19 @@ class StateQueries:
                     )
             if page.next is not None:
                 return {"key": key, "versions": items, "next": page.next}
-            # Listed from S3 next: versions older than the oldest recorded, and those of its second not recorded.
-            oldest = order_second(page.items[-1].written_at) if page.items else None
-            seen = sorted(self._versions.table.version_ids_in(self._bucket.name, key, oldest)) if oldest else []
-            token = encode_token({"for": _s3_listing(key), "s3": {}, "before": oldest, "seen": seen})
+            oldest_recorded = page.items[-1] if page.items else None
         complete = latest is not None and latest.history_complete
         if complete or address is not None:
             if not items and latest is None:
                 raise ObjectNotFoundError(f"there is no recorded state at {key}")
             return {"key": key, "versions": items, "next": None, "history_complete": complete}
-        unrecorded, following = self._unrecorded(key, token or next_token or "", limit - len(items))
+        token = next_token or ""
+        if not from_s3:
+            # Listed from S3 next: versions older than the oldest recorded, and those of its second not recorded.
+            oldest = order_second(oldest_recorded.written_at) if oldest_recorded else None
+            seen = sorted(self._versions.table.version_ids_in(self._bucket.name, key, oldest)) if oldest else []
+            token = encode_token({"for": _s3_listing(key), "s3": {}, "before": oldest, "seen": seen})
+        unrecorded, following = self._unrecorded(key, token, limit - len(items))
         items += unrecorded
         if not items and following is None and latest is None:
             raise ObjectNotFoundError(f"there is no state at {key}")

@@ -12,7 +12,7 @@ from bench.generate_state import generate_state, state_bytes
 from chalicelib import composition
 from chalicelib.domain.access import AccessPolicy
 from chalicelib.domain.history import AuditEvent, VersionKind, VersionRecord
-from tests.conftest import RunningStack
+from tests.conftest import AWS_CALLS, RunningStack
 
 KEY = "team/app/terraform.tfstate"
 
@@ -106,6 +106,18 @@ def test_versions_written_before_the_guardian_list_from_s3_marked_so(aws, stack:
     assert [v["serial"] for v in versions] == [3, 2, 1]
     _status, body = get(stack, "/states?prefix=team/")
     assert body["states"][0]["history_complete"] is False
+
+
+def test_the_last_page_of_a_complete_history_asks_for_nothing_more(aws, stack: RunningStack) -> None:
+    for serial in (1, 2):
+        put(aws, stack, KEY, generate_state(2, serial=serial, lineage="L", seed=serial))
+    stack.pump()  # the guardian saw the state's first version: its history is complete
+    asked = len(AWS_CALLS)
+    status, body = get(stack, f"/states/versions?key={KEY}")
+    assert status == 200 and body["history_complete"] is True and [v["serial"] for v in body["versions"]] == [2, 1]
+    # The state's latest record and one page: neither the recorded ids of the oldest second nor S3's listing.
+    assert [(call.service, call.operation) for call in AWS_CALLS[asked:]] == [("dynamodb", "GetItem"),
+                                                                            ("dynamodb", "Query")]  # fmt: skip
 
 
 def test_a_diff_of_recorded_versions_reads_neither_state(aws, stack: RunningStack) -> None:
