@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from bench.figures import Figure, best_of, cpu_of
+from bench.figures import Figure, best_of, cpu_of, interleaved
 from bench.generate_state import generate_state, state_bytes
 from bench.history import PagePoint, history_chart, history_figures
 from bench.naive import naive_diff
@@ -525,17 +525,6 @@ def index_size_figures() -> list[Figure]:
         )
     )
     return figures
-
-
-def interleaved(baseline: Callable[[], object], measured: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """The best time of each, run in turns: a machine busier for a while slows both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for run, kept in zip((baseline, measured), times, strict=True):
-            start = time.perf_counter()
-            run()
-            kept.append(time.perf_counter() - start)
-    return min(times[0]), min(times[1])
 
 
 def write_figure(

@@ -28,6 +28,17 @@ def best_of(run: Callable[[], object], repeats: int = REPEATS) -> float:
     return min(times)
 
 
+def interleaved(baseline: Callable[[], object], measured: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The best time of each, run in turns: a machine busier for a while slows both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for run, kept in zip((baseline, measured), times, strict=True):
+            start = time.perf_counter()
+            run()
+            kept.append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
+
+
 def cpu_of(run: Callable[[], object]) -> float:
     start = time.process_time()
     run()
