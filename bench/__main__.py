@@ -727,14 +727,15 @@ NOTES = """## Notes
   object written in one request, equals the digest item, so the bytes are not digested with MD5 again; then it
   records the version (its index and its record side by side) while it notifies. The same bytes uploaded in parts
   have an ETag that is not their MD5: the handler then computes it in a third thread (the figure without a bar).
-  It needs the machine's second core, which the emulator also uses, and varies by about ±15% here. The diff of a
-  version against its predecessor reads the newer version's record (one GetItem); of two versions further apart,
-  their two stored indexes side by side. The emulator answers a GetObject of 50 MB in about 60 ms, where S3 takes
-  several hundred, and a small request in 4 to 6 ms: the diff's ratios would be several times smaller against S3.
+  It needs the machine's second core, which the emulator also uses, and varies by about ±15% here: 1.27× to
+  1.51× over 15 runs of `make bench ONLY=index`. The diff of a version against its predecessor reads the newer
+  version's record (one GetItem); of two versions further apart, their two stored indexes side by side. The
+  emulator answers a GetObject of 50 MB in 50 to 80 ms, where S3 takes several hundred, and a small request in 2
+  to 4 ms: the diff's ratios would be several times smaller against S3.
 - The history's pages (`make bench ONLY=history`) are measured on tables of their own, filled with 100 to 10,000
-  fleet entries and version records, each page from the middle of its listing against a bare Query of the same
-  page: the emulator's Query walks its table, so the bare Query slows down with the table where DynamoDB's does
-  not, and the bar is that the guardian adds nothing that grows. The backfill's rate is the emulator's: each
+  fleet entries and version records, each page from the middle of its listing in turns with a bare Query of the
+  same page: the emulator's Query walks its table, so the bare Query slows down with the table where DynamoDB's
+  does not, and the bar is that the guardian adds nothing that grows. The backfill's rate is the emulator's: each
   version is a read, an index put and a transaction.
 - The emulator (`local_stack/moto_server.py`) takes away costs of moto's that AWS does not have
   (`local_stack/moto_costs.py`): it shares bytes where moto copies a whole bucket for each version listing, copies
