@@ -253,10 +253,10 @@ _moto_json_structure = BaseJSONSerializer._serialize_type_structure
 
 
 def _json_structure(self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
-    """moto's JSON serialization of a structure, but a DynamoDB attribute value written as it is held: moto's
-    serializer looks up each of its ten members by name, through several spellings, for every attribute of every
-    item (most of a GetItem of a large item, and of a Query's page)."""
-    if key and shape.name == "AttributeValue" and isinstance(value, dict):
+    """moto's JSON serialization of a structure, but a DynamoDB attribute value (DynamoDB's shape, or its streams')
+    written as it is held: moto's serializer looks up each of its ten members by name, through several spellings,
+    for every attribute of every item (most of a GetItem of a large item, and of a Query's page)."""
+    if key and shape.name == "AttributeValue" and "NULL" in shape.members and isinstance(value, dict):
         wire = _attribute_value(self, value)
         if wire is not None:
             self._default_serialize(serialized, wire, shape, key)
