@@ -70,7 +70,7 @@ class StateQueries:
         latest = self._versions.table.latest(self._bucket.name, key)
         from_s3 = next_token is not None and decode_token(next_token, expect=None).get("for") == _s3_listing(key)
         items: list[dict[str, Any]] = []
-        oldest_recorded: VersionRecord | None = None
+        oldest: str | None = None  # the second of the oldest version recorded, where S3's listing goes on
         if not from_s3:
             page = self._versions.table.versions(
                 self._bucket.name, key, limit=limit, next_token=next_token, address=address
@@ -82,7 +82,7 @@ class StateQueries:
                     )
             if page.next is not None:
                 return {"key": key, "versions": items, "next": page.next}
-            oldest_recorded = page.items[-1] if page.items else None
+            oldest = order_second(page.items[-1].written_at) if page.items else None
         complete = latest is not None and latest.history_complete
         if complete or address is not None:
             if not items and latest is None:
@@ -91,7 +91,6 @@ class StateQueries:
         token = next_token or ""
         if not from_s3:
             # Listed from S3 next: versions older than the oldest recorded, and those of its second not recorded.
-            oldest = order_second(oldest_recorded.written_at) if oldest_recorded else None
             seen = sorted(self._versions.table.version_ids_in(self._bucket.name, key, oldest)) if oldest else []
             token = encode_token({"for": _s3_listing(key), "s3": {}, "before": oldest, "seen": seen})
         unrecorded, following = self._unrecorded(key, token, limit - len(items))
